@@ -1,0 +1,19 @@
+//! Schema migrations of fieldproof. One file per change, each with a real `down`;
+//! every migration runs on both SQLite (embedded default) and PostgreSQL.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261126_000001_accounts;
+mod m20261126_000002_customers;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261126_000001_accounts::Migration),
+            Box::new(m20261126_000002_customers::Migration),
+        ]
+    }
+}

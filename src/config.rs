@@ -1,0 +1,175 @@
+//! Settings: built-in defaults, then an optional `fieldproof.toml`, then `FIELDPROOF_*` variables.
+//!
+//! With nothing configured fieldproof runs on a SQLite file and a blob folder under `./data`.
+//! Secrets are `SecretString`, so neither `Debug` nor a log line can print them.
+
+use anyhow::Context;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Address to listen on.
+    pub host: String,
+    /// Port to listen on; 0 picks a free one (tests).
+    pub port: u16,
+    /// Folder for the SQLite file, blobs and the generated signing key.
+    pub data_dir: PathBuf,
+    /// `sqlite://...` or `postgres://...`; unset means `sqlite://<data_dir>/fieldproof.db`.
+    #[serde(serialize_with = "serialize_secret_opt")]
+    pub database_url: Option<SecretString>,
+    /// Connections per process.
+    pub database_max_connections: u32,
+    /// Apply pending migrations when `serve` starts.
+    pub migrate_on_start: bool,
+    /// HMAC key for access tokens. Unset: a key generated once into `<data_dir>/jwt-signing.key`.
+    /// Several API processes must share it (set it, or point them at one key file).
+    #[serde(serialize_with = "serialize_secret_opt")]
+    pub jwt_secret: Option<SecretString>,
+    /// Lifetime of an access token, seconds.
+    pub access_token_ttl_secs: i64,
+    /// Lifetime of a refresh token, days; each refresh starts a new period.
+    pub refresh_token_ttl_days: i64,
+    /// Largest JSON body accepted, bytes.
+    pub max_json_bytes: usize,
+    /// `pretty` or `json`.
+    pub log_format: String,
+    /// HTTP worker threads; 0 means one per core.
+    pub workers: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            host: "127.0.0.1".into(),
+            port: 8080,
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            database_max_connections: 10,
+            migrate_on_start: true,
+            jwt_secret: None,
+            access_token_ttl_secs: 15 * 60,
+            refresh_token_ttl_days: 30,
+            max_json_bytes: 256 * 1024,
+            log_format: "pretty".into(),
+            workers: 0,
+        }
+    }
+}
+
+fn serialize_secret_opt<S: serde::Serializer>(
+    value: &Option<SecretString>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(secret) => serializer.serialize_some(secret.expose_secret()),
+        None => serializer.serialize_none(),
+    }
+}
+
+impl Settings {
+    /// Defaults → `fieldproof.toml` (or `FIELDPROOF_CONFIG`) if present → `FIELDPROOF_*` env.
+    pub fn load() -> anyhow::Result<Settings> {
+        let file = std::env::var("FIELDPROOF_CONFIG").unwrap_or_else(|_| "fieldproof.toml".into());
+        Figment::from(Serialized::defaults(Settings::default()))
+            .merge(Toml::file(&file))
+            .merge(Env::prefixed("FIELDPROOF_").ignore(&["config"]))
+            .extract()
+            .context("reading configuration (fieldproof.toml and FIELDPROOF_* variables)")
+    }
+
+    pub fn database_url(&self) -> SecretString {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => {
+                let path = self.data_dir.join("fieldproof.db");
+                SecretString::from(format!("sqlite://{}?mode=rwc", path.display()))
+            }
+        }
+    }
+
+    /// The access-token key: configured, or read from / generated into the data folder.
+    pub fn jwt_key(&self) -> anyhow::Result<SecretString> {
+        if let Some(secret) = &self.jwt_secret {
+            anyhow::ensure!(
+                secret.expose_secret().len() >= 32,
+                "FIELDPROOF_JWT_SECRET must be at least 32 characters"
+            );
+            return Ok(secret.clone());
+        }
+        load_or_create_key(&self.data_dir.join("jwt-signing.key"))
+    }
+}
+
+fn load_or_create_key(path: &Path) -> anyhow::Result<SecretString> {
+    use base64::Engine;
+    use rand::RngCore;
+    use std::io::Write;
+
+    if let Ok(existing) = std::fs::read_to_string(path) {
+        return Ok(SecretString::from(existing.trim().to_owned()));
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut bytes = [0u8; 48];
+    rand::rng().fill_bytes(&mut bytes);
+    let key = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(mut file) => {
+            file.write_all(key.as_bytes())
+                .with_context(|| format!("writing {}", path.display()))?;
+            Ok(SecretString::from(key))
+        }
+        // Another process created it first: use theirs so both sign with one key.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let existing = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            Ok(SecretString::from(existing.trim().to_owned()))
+        }
+        Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let settings = Settings {
+            jwt_secret: Some(SecretString::from("super-secret-signing-key-0123456789")),
+            database_url: Some(SecretString::from("postgres://u:hunter2@db/fp")),
+            ..Settings::default()
+        };
+        let printed = format!("{settings:?}");
+        assert!(!printed.contains("super-secret"));
+        assert!(!printed.contains("hunter2"));
+    }
+
+    #[test]
+    fn generated_key_is_private_and_stable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        let first = load_or_create_key(&path).unwrap();
+        let second = load_or_create_key(&path).unwrap();
+        assert_eq!(first.expose_secret(), second.expose_secret());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! Persistence: the connection, entities (rows) and repositories (queries + row → domain).
+//! Handlers never build queries; they call the repository functions here.
+
+pub mod customers;
+pub mod entities;
+pub mod orgs;
+pub mod sessions;
+pub mod teams;
+pub mod users;
+
+use crate::config::Settings;
+use anyhow::Context;
+use fieldproof_migrations::{Migrator, MigratorTrait};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, SqlErr};
+use secrecy::ExposeSecret;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// Open the pool described by the settings (SQLite file by default, PostgreSQL by URL).
+pub async fn connect(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
+    let url = settings.database_url();
+    if url.expose_secret().starts_with("sqlite:") {
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("creating data folder {}", settings.data_dir.display()))?;
+    }
+    let mut options = ConnectOptions::new(url.expose_secret().to_owned());
+    options
+        .max_connections(settings.database_max_connections)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(10))
+        .sqlx_logging(false);
+    Database::connect(options)
+        .await
+        .context("connecting to the database (check FIELDPROOF_DATABASE_URL)")
+}
+
+pub async fn migrate_up(db: &DatabaseConnection) -> anyhow::Result<()> {
+    Migrator::up(db, None).await.context("applying migrations")
+}
+
+/// A new time-ordered identifier (UUIDv7): made without coordination, sorts by creation.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// The current instant, truncated to microseconds so it survives a round trip through either
+/// database unchanged.
+pub fn now() -> OffsetDateTime {
+    let t = OffsetDateTime::now_utc();
+    t.replace_nanosecond(t.nanosecond() / 1000 * 1000)
+        .unwrap_or(t)
+}
+
+/// Whether an error is a unique-constraint violation (a conflict the client can act on).
+pub fn is_unique_violation(err: &DbErr) -> bool {
+    matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}
+
+/// Page of results in id order, with the cursor for the next page.
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// Paging parameters, already bounded.
+#[derive(Debug, Clone)]
+pub struct PageRequest {
+    pub after: Option<String>,
+    pub limit: u64,
+}
+
+impl<T> Page<T> {
+    /// Build a page from `limit + 1` fetched rows: the extra row only says whether more exist.
+    pub fn from_rows(mut rows: Vec<T>, limit: u64, id_of: impl Fn(&T) -> String) -> Self {
+        let more = rows.len() as u64 > limit;
+        rows.truncate(limit as usize);
+        let next_cursor = if more { rows.last().map(&id_of) } else { None };
+        Page {
+            items: rows,
+            next_cursor,
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! The one error catalogue of the API.
+//!
+//! Every error a client sees is `{"code","message","message_zh","details"}`; the code is stable
+//! and machine-readable, the status and both messages come from [`ErrorCode::spec`]. Causes are
+//! logged with their chain and never sent.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::fmt;
+
+macro_rules! error_codes {
+    ($( $variant:ident => $code:literal, $status:ident, $en:literal, $zh:literal; )*) => {
+        /// Stable machine-readable error codes.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode { $( $variant, )* }
+
+        impl ErrorCode {
+            pub const ALL: &'static [ErrorCode] = &[ $( ErrorCode::$variant, )* ];
+
+            /// (code, status, English message, Simplified Chinese message)
+            pub fn spec(self) -> (&'static str, StatusCode, &'static str, &'static str) {
+                match self {
+                    $( ErrorCode::$variant => ($code, StatusCode::$status, $en, $zh), )*
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    BadRequest => "bad_request", BAD_REQUEST,
+        "The request is malformed.", "请求格式不正确。";
+    InvalidJson => "invalid_json", BAD_REQUEST,
+        "The request body is not valid JSON for this endpoint.", "请求体不是此接口可接受的 JSON。";
+    InvalidQuery => "invalid_query", BAD_REQUEST,
+        "A query parameter is missing or has the wrong type.", "查询参数缺失或类型错误。";
+    InvalidPath => "invalid_path", BAD_REQUEST,
+        "A path parameter has the wrong format.", "路径参数格式错误。";
+    ValidationFailed => "validation_failed", UNPROCESSABLE_ENTITY,
+        "A field has an invalid value.", "字段取值无效。";
+    Unauthenticated => "unauthenticated", UNAUTHORIZED,
+        "Sign in first: this request needs a bearer token.", "请先登录：此请求需要访问令牌。";
+    TokenInvalid => "token_invalid", UNAUTHORIZED,
+        "The access token is not valid.", "访问令牌无效。";
+    TokenExpired => "token_expired", UNAUTHORIZED,
+        "The access token has expired; refresh it.", "访问令牌已过期，请刷新。";
+    InvalidCredentials => "invalid_credentials", UNAUTHORIZED,
+        "Wrong username or password.", "用户名或密码错误。";
+    RefreshTokenInvalid => "refresh_token_invalid", UNAUTHORIZED,
+        "The refresh token is not valid; sign in again.", "刷新令牌无效，请重新登录。";
+    RefreshTokenReused => "refresh_token_reused", UNAUTHORIZED,
+        "This refresh token was already used; the session has been revoked for safety. Sign in again.",
+        "该刷新令牌已被使用过，为安全起见会话已被吊销，请重新登录。";
+    Forbidden => "forbidden", FORBIDDEN,
+        "Your role does not allow this action.", "您的角色无权执行此操作。";
+    NotFound => "not_found", NOT_FOUND,
+        "Not found.", "未找到。";
+    RouteNotFound => "route_not_found", NOT_FOUND,
+        "No such API route.", "接口不存在。";
+    MethodNotAllowed => "method_not_allowed", METHOD_NOT_ALLOWED,
+        "This method is not allowed here.", "此接口不支持该请求方法。";
+    Conflict => "conflict", CONFLICT,
+        "The request conflicts with existing data.", "请求与现有数据冲突。";
+    UsernameTaken => "username_taken", CONFLICT,
+        "This username is already taken.", "该用户名已被占用。";
+    PayloadTooLarge => "payload_too_large", PAYLOAD_TOO_LARGE,
+        "The request body is too large.", "请求体过大。";
+    UnsupportedMediaType => "unsupported_media_type", UNSUPPORTED_MEDIA_TYPE,
+        "This content type is not accepted here.", "不支持该内容类型。";
+    RateLimited => "rate_limited", TOO_MANY_REQUESTS,
+        "Too many requests; retry later.", "请求过于频繁，请稍后再试。";
+    Unavailable => "service_unavailable", SERVICE_UNAVAILABLE,
+        "The service is temporarily unavailable; retry later.", "服务暂时不可用，请稍后再试。";
+    Internal => "internal_error", INTERNAL_SERVER_ERROR,
+        "Something went wrong on our side.", "服务器内部错误。";
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        self.spec().0
+    }
+
+    pub fn status(self) -> StatusCode {
+        self.spec().1
+    }
+}
+
+/// An error on its way to the client: a catalogue code, optional specific messages and details,
+/// and (for the log only) the underlying cause.
+pub struct ApiError {
+    pub code: ErrorCode,
+    message: Option<(String, String)>,
+    details: Value,
+    retry_after_secs: Option<u64>,
+    source: Option<anyhow::Error>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// Stable machine-readable code, e.g. `not_found`.
+    pub code: &'static str,
+    /// English message.
+    pub message: String,
+    /// Simplified Chinese message.
+    pub message_zh: String,
+    /// Structured context (field names, limits, ids).
+    #[schema(value_type = Object)]
+    pub details: Value,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode) -> Self {
+        ApiError {
+            code,
+            message: None,
+            details: json!({}),
+            retry_after_secs: None,
+            source: None,
+        }
+    }
+
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = details;
+        self
+    }
+
+    pub fn with_message(mut self, en: impl Into<String>, zh: impl Into<String>) -> Self {
+        self.message = Some((en.into(), zh.into()));
+        self
+    }
+
+    pub fn with_source(mut self, source: impl Into<anyhow::Error>) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after_secs = Some(secs);
+        self
+    }
+
+    pub fn not_found() -> Self {
+        ApiError::new(ErrorCode::NotFound)
+    }
+
+    pub fn forbidden() -> Self {
+        ApiError::new(ErrorCode::Forbidden)
+    }
+
+    /// A field failed validation: names the field and says why in both languages.
+    pub fn invalid_field(field: &str, en: impl Into<String>, zh: impl Into<String>) -> Self {
+        let (en, zh) = (en.into(), zh.into());
+        ApiError::new(ErrorCode::ValidationFailed)
+            .with_details(json!({ "field": field, "reason": en }))
+            .with_message(format!("{field}: {en}"), format!("{field}：{zh}"))
+    }
+
+    pub fn internal(source: impl Into<anyhow::Error>) -> Self {
+        ApiError::new(ErrorCode::Internal).with_source(source)
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        let (code, _, en, zh) = self.code.spec();
+        let (message, message_zh) = match &self.message {
+            Some((en, zh)) => (en.clone(), zh.clone()),
+            None => (en.to_owned(), zh.to_owned()),
+        };
+        ErrorBody {
+            code,
+            message,
+            message_zh,
+            details: self.details.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.code.as_str())?;
+        if let Some(source) = &self.source {
+            write!(f, ": {}", crate::telemetry::cause_chain(source))?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code.as_str())
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.code.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if self.code.status().is_server_error() {
+            tracing::error!(error = ?self, "request failed");
+        } else if let Some(source) = &self.source {
+            tracing::info!(code = self.code.as_str(), cause = %crate::telemetry::cause_chain(source), "request refused");
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        if let Some(secs) = self.retry_after_secs {
+            response.insert_header((header::RETRY_AFTER, HeaderValue::from(secs)));
+        }
+        response.json(self.body())
+    }
+}
+
+impl From<sea_orm::DbErr> for ApiError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        ApiError::internal(e)
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        ApiError::internal(e)
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Extractor configuration so malformed JSON, queries and paths use the catalogue body too.
+pub fn json_config(limit: usize) -> actix_web::web::JsonConfig {
+    actix_web::web::JsonConfig::default()
+        .limit(limit)
+        .error_handler(|err, _req| {
+            use actix_web::error::JsonPayloadError;
+            let api = match &err {
+                JsonPayloadError::OverflowKnownLength { .. }
+                | JsonPayloadError::Overflow { .. } => ApiError::new(ErrorCode::PayloadTooLarge),
+                JsonPayloadError::ContentType => ApiError::new(ErrorCode::UnsupportedMediaType)
+                    .with_details(json!({ "expected": "application/json" })),
+                other => ApiError::new(ErrorCode::InvalidJson)
+                    .with_details(json!({ "reason": other.to_string() })),
+            };
+            api.into()
+        })
+}
+
+pub fn query_config() -> actix_web::web::QueryConfig {
+    actix_web::web::QueryConfig::default().error_handler(|err, _req| {
+        ApiError::new(ErrorCode::InvalidQuery)
+            .with_details(json!({ "reason": err.to_string() }))
+            .into()
+    })
+}
+
+pub fn path_config() -> actix_web::web::PathConfig {
+    actix_web::web::PathConfig::default().error_handler(|err, _req| {
+        ApiError::new(ErrorCode::InvalidPath)
+            .with_details(json!({ "reason": err.to_string() }))
+            .into()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn codes_are_unique_snake_case_and_bilingual() {
+        let mut seen = HashSet::new();
+        for code in ErrorCode::ALL {
+            let (name, status, en, zh) = code.spec();
+            assert!(seen.insert(name), "duplicate code {name}");
+            assert!(name.chars().all(|c| c.is_ascii_lowercase() || c == '_'));
+            assert!(status.is_client_error() || status.is_server_error());
+            assert!(!en.is_empty() && !zh.is_empty());
+            assert!(
+                zh.chars().any(|c| c as u32 > 0x2E80),
+                "{name} zh is not Chinese"
+            );
+        }
+    }
+
+    #[test]
+    fn the_documented_table_matches_the_catalogue() {
+        let doc = include_str!("../docs/errors.md");
+        for code in ErrorCode::ALL {
+            let (name, status, en, zh) = code.spec();
+            let row = format!("| `{name}` | {} | {en} | {zh} |", status.as_u16());
+            assert!(
+                doc.contains(&row),
+                "docs/errors.md lacks or misstates: {row}"
+            );
+        }
+        let rows = doc.lines().filter(|l| l.starts_with("| `")).count();
+        assert_eq!(
+            rows,
+            ErrorCode::ALL.len(),
+            "docs/errors.md lists codes the catalogue lacks"
+        );
+    }
+}

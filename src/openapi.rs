@@ -1,0 +1,85 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations, and the docs page.
+//! Swagger UI's files are compiled into the binary, so the page works with no internet access.
+
+use crate::routes;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_swagger_ui::SwaggerUi;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "fieldproof API",
+        description = "Sales management where the pipeline moves only on proof. Errors are always \
+                       `{code, message, message_zh, details}`; times are RFC 3339 UTC; money is integer fen."
+    ),
+    paths(
+        routes::health::healthz,
+        routes::health::readyz,
+        routes::health::metrics,
+        routes::auth::login,
+        routes::auth::refresh,
+        routes::auth::logout,
+        routes::users::me,
+        routes::users::list_users,
+        routes::users::get_user,
+        routes::users::create_user,
+        routes::users::get_rep_profile,
+        routes::users::put_rep_profile,
+        routes::teams::list_teams,
+        routes::teams::create_team,
+        routes::customers::list_customers,
+        routes::customers::create_customer,
+        routes::customers::get_customer,
+        routes::customers::patch_customer,
+        routes::customers::share_customer,
+        routes::customers::list_contacts,
+        routes::customers::create_contact,
+        routes::customers::list_sites,
+        routes::customers::create_site,
+    ),
+    modifiers(&ApiPrefix, &BearerAuth)
+)]
+pub struct ApiDoc;
+
+/// Handlers are mounted under `/api/v1`; their annotations know only the path inside it.
+struct ApiPrefix;
+
+impl Modify for ApiPrefix {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let paths = std::mem::take(&mut openapi.paths.paths);
+        openapi.paths.paths = paths
+            .into_iter()
+            .map(|(path, item)| {
+                let ops = ["/healthz", "/readyz", "/metrics"];
+                if ops.contains(&path.as_str()) {
+                    (path, item)
+                } else {
+                    (format!("/api/v1{path}"), item)
+                }
+            })
+            .collect();
+    }
+}
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// `/api/openapi.json` and the human docs page at `/api/docs/`.
+pub fn docs() -> SwaggerUi {
+    SwaggerUi::new("/api/docs/{_:.*}").url("/api/openapi.json", ApiDoc::openapi())
+}

@@ -1,0 +1,3 @@
+//! Use cases shared by the API, the CLI and the demo seeder.
+
+pub mod accounts;

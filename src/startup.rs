@@ -1,0 +1,92 @@
+//! Building the application: the same code path for `serve`, `demo` and the tests (which bind
+//! port 0 and read back the port they got).
+
+use crate::auth::jwt::AccessTokens;
+use crate::config::Settings;
+use crate::error::{self, ApiError, ErrorCode};
+use crate::state::AppState;
+use crate::{db, openapi, ops, routes};
+use actix_web::dev::Server;
+use actix_web::{App, HttpResponse, HttpServer, web};
+use anyhow::Context;
+use sea_orm::DatabaseConnection;
+use std::net::TcpListener;
+use std::sync::Arc;
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: AppState,
+}
+
+impl Application {
+    /// Connect, migrate if configured, bind.
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let db = db::connect(&settings).await?;
+        if settings.migrate_on_start {
+            db::migrate_up(&db).await?;
+        }
+        Application::build_with_db(settings, db)
+    }
+
+    pub fn build_with_db(
+        settings: Settings,
+        db: DatabaseConnection,
+    ) -> anyhow::Result<Application> {
+        let key = settings.jwt_key()?;
+        let state = AppState {
+            db,
+            tokens: AccessTokens::new(&key, settings.access_token_ttl_secs),
+            settings: Arc::new(settings),
+        };
+        let listener = TcpListener::bind((state.settings.host.as_str(), state.settings.port))
+            .with_context(|| format!("binding {}:{}", state.settings.host, state.settings.port))?;
+        let port = listener.local_addr()?.port();
+        let server = run(listener, state.clone())?;
+        Ok(Application {
+            port,
+            server,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+fn run(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
+    let max_json = state.settings.max_json_bytes;
+    let workers = state.settings.workers;
+    let data = web::Data::new(state);
+    // Install the recorder before the first request so no early metric is lost.
+    ops::metrics_handle();
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .app_data(error::json_config(max_json))
+            .app_data(error::query_config())
+            .app_data(error::path_config())
+            .wrap_fn(ops::track)
+            .configure(routes::health::configure)
+            .configure(routes::configure_api)
+            .service(openapi::docs())
+            .default_service(web::to(unknown_route))
+    });
+    if workers > 0 {
+        server = server.workers(workers);
+    }
+    Ok(server.listen(listener)?.run())
+}
+
+async fn unknown_route() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(ErrorCode::RouteNotFound))
+}

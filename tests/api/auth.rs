@@ -1,0 +1,251 @@
+//! Sign-in, token verification and the refresh-token rotation rules.
+
+use crate::helpers::{JWT_KEY, error_body, spawn_app};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn login_with_the_right_password_returns_a_token_pair() {
+    let app = spawn_app().await;
+    let pair = app.login_pair("rep_a", None).await;
+    assert!(
+        pair["access_token"]
+            .as_str()
+            .is_some_and(|t| t.split('.').count() == 3)
+    );
+    assert!(
+        pair["refresh_token"]
+            .as_str()
+            .is_some_and(|t| t.len() >= 40)
+    );
+    assert_eq!(pair["expires_in"], 900);
+    let me: Value = app
+        .get("/api/v1/me", pair["access_token"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["username"], "rep_a");
+    assert_eq!(me["role"], "rep");
+}
+
+#[tokio::test]
+async fn login_with_a_wrong_password_or_unknown_user_is_refused_alike() {
+    let app = spawn_app().await;
+    for (user, password) in [
+        ("rep_a", "not-the-password"),
+        ("nobody", "not-the-password"),
+        ("x", ""),
+    ] {
+        let response = app
+            .request(Method::POST, "/api/v1/auth/login", None)
+            .json(&json!({"username": user, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        error_body(response, 401, "invalid_credentials").await;
+    }
+}
+
+#[tokio::test]
+async fn a_request_without_a_token_is_unauthenticated() {
+    let app = spawn_app().await;
+    let response = app
+        .request(Method::GET, "/api/v1/customers", None)
+        .send()
+        .await
+        .unwrap();
+    let body = error_body(response, 401, "unauthenticated").await;
+    assert!(body["message_zh"].as_str().unwrap().contains("登录"));
+}
+
+#[tokio::test]
+async fn an_expired_token_is_refused_as_expired() {
+    let app = spawn_app().await;
+    let old = app.token_issued_at(
+        "rep_a",
+        time::OffsetDateTime::now_utc() - time::Duration::hours(2),
+    );
+    error_body(
+        app.get("/api/v1/customers", &old).await,
+        401,
+        "token_expired",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_token_signed_with_another_key_is_invalid() {
+    let app = spawn_app().await;
+    let other = fieldproof::auth::jwt::AccessTokens::new(
+        &secrecy::SecretString::from("a-completely-different-key-0123456789abcdef"),
+        900,
+    )
+    .issue(&app.users["rep_a"], "s", time::OffsetDateTime::now_utc())
+    .unwrap();
+    error_body(
+        app.get("/api/v1/customers", &other).await,
+        401,
+        "token_invalid",
+    )
+    .await;
+}
+
+fn reencode(
+    token: &str,
+    edit_header: impl Fn(&mut Value),
+    edit_claims: impl Fn(&mut Value),
+    keep_signature: bool,
+) -> String {
+    let parts: Vec<&str> = token.split('.').collect();
+    let mut header: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+    let mut claims: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    edit_header(&mut header);
+    edit_claims(&mut claims);
+    let signature = if keep_signature { parts[2] } else { "" };
+    format!(
+        "{}.{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string()),
+        signature
+    )
+}
+
+#[tokio::test]
+async fn a_token_with_alg_none_is_invalid() {
+    let app = spawn_app().await;
+    let real = app.token("rep_a").await;
+    let unsigned = reencode(&real, |h| h["alg"] = json!("none"), |_| {}, false);
+    error_body(
+        app.get("/api/v1/customers", &unsigned).await,
+        401,
+        "token_invalid",
+    )
+    .await;
+    let hs512 = reencode(&real, |h| h["alg"] = json!("HS512"), |_| {}, true);
+    error_body(
+        app.get("/api/v1/customers", &hs512).await,
+        401,
+        "token_invalid",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_token_with_tampered_claims_is_invalid() {
+    let app = spawn_app().await;
+    let real = app.token("rep_a").await;
+    let admin_id = app.users["admin"].clone();
+    let forged = reencode(&real, |_| {}, |c| c["sub"] = json!(admin_id), true);
+    error_body(
+        app.get("/api/v1/customers", &forged).await,
+        401,
+        "token_invalid",
+    )
+    .await;
+    assert!(JWT_KEY.len() > 32);
+}
+
+async fn refresh(
+    app: &crate::helpers::TestApp,
+    token: &str,
+    device: Option<&str>,
+) -> reqwest::Response {
+    let mut body = json!({"refresh_token": token});
+    if let Some(d) = device {
+        body["device_id"] = json!(d);
+    }
+    app.request(Method::POST, "/api/v1/auth/refresh", None)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_refresh_token_rotates_and_its_reuse_revokes_the_whole_session() {
+    let app = spawn_app().await;
+    let first = app.login_pair("rep_a", Some("phone-1")).await;
+    let first_refresh = first["refresh_token"].as_str().unwrap();
+
+    let second: Value = refresh(&app, first_refresh, Some("phone-1"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let second_refresh = second["refresh_token"].as_str().unwrap();
+    let second_access = second["access_token"].as_str().unwrap();
+    assert_ne!(first_refresh, second_refresh);
+    assert_eq!(app.get("/api/v1/me", second_access).await.status(), 200);
+
+    // The first token comes back: someone copied it. Everything in that session dies.
+    error_body(
+        refresh(&app, first_refresh, None).await,
+        401,
+        "refresh_token_reused",
+    )
+    .await;
+    error_body(
+        refresh(&app, second_refresh, None).await,
+        401,
+        "refresh_token_invalid",
+    )
+    .await;
+    error_body(
+        app.get("/api/v1/me", second_access).await,
+        401,
+        "token_invalid",
+    )
+    .await;
+
+    // A fresh login still works.
+    app.login_pair("rep_a", Some("phone-1")).await;
+}
+
+#[tokio::test]
+async fn a_refresh_token_works_only_on_the_device_it_was_issued_to() {
+    let app = spawn_app().await;
+    let pair = app.login_pair("rep_a", Some("phone-1")).await;
+    let response = refresh(
+        &app,
+        pair["refresh_token"].as_str().unwrap(),
+        Some("phone-2"),
+    )
+    .await;
+    error_body(response, 401, "refresh_token_invalid").await;
+}
+
+#[tokio::test]
+async fn logout_ends_both_the_access_and_the_refresh_token() {
+    let app = spawn_app().await;
+    let pair = app.login_pair("rep_a", None).await;
+    let access = pair["access_token"].as_str().unwrap();
+    let response = app
+        .request(Method::POST, "/api/v1/auth/logout", Some(access))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    error_body(app.get("/api/v1/me", access).await, 401, "token_invalid").await;
+    error_body(
+        refresh(&app, pair["refresh_token"].as_str().unwrap(), None).await,
+        401,
+        "refresh_token_invalid",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_garbage_refresh_token_is_invalid() {
+    let app = spawn_app().await;
+    error_body(
+        refresh(&app, "not-a-token", None).await,
+        401,
+        "refresh_token_invalid",
+    )
+    .await;
+}

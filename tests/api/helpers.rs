@@ -1,0 +1,228 @@
+//! `spawn_app`: build the same application `serve` runs, on port 0, with a fresh database and a
+//! small org (two teams, one user per role), and a client that speaks to it.
+
+use fieldproof::auth::jwt::AccessTokens;
+use fieldproof::config::Settings;
+use fieldproof::db;
+use fieldproof::services::accounts::{self, CreateUser};
+use fieldproof::startup::Application;
+use fieldproof_domain::account::Role;
+use reqwest::{Method, RequestBuilder, Response};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Once;
+
+pub const PASSWORD: &str = "correct-horse-battery";
+pub const JWT_KEY: &str = "test-signing-key-that-is-long-enough-0123456789";
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub users: HashMap<&'static str, String>,
+    pub teams: [String; 2],
+    _data_dir: tempfile::TempDir,
+}
+
+fn announce_backend(name: &str) {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| eprintln!("api tests: database backend = {name}"));
+}
+
+/// A fresh database: a new SQLite file, or a new PostgreSQL database on the test server.
+async fn fresh_database(dir: &std::path::Path) -> String {
+    match std::env::var("FIELDPROOF_TEST_DATABASE_URL") {
+        Ok(server) if !server.is_empty() => {
+            announce_backend("postgres");
+            let name = format!("fp_test_{}", uuid::Uuid::new_v4().simple());
+            let admin = Database::connect(&server)
+                .await
+                .expect("connect to the test PostgreSQL server");
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                .await
+                .expect("create test database");
+            admin.close().await.ok();
+            let base = server.rsplit_once('/').map(|(b, _)| b).unwrap_or(&server);
+            format!("{base}/{name}")
+        }
+        _ => {
+            announce_backend("sqlite");
+            format!("sqlite://{}?mode=rwc", dir.join("test.db").display())
+        }
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let url = fresh_database(data_dir.path()).await;
+    let settings = Settings {
+        host: "127.0.0.1".into(),
+        port: 0,
+        data_dir: data_dir.path().to_path_buf(),
+        database_url: Some(SecretString::from(url)),
+        database_max_connections: 5,
+        jwt_secret: Some(SecretString::from(JWT_KEY)),
+        workers: 1,
+        ..Settings::default()
+    };
+    let conn = db::connect(&settings).await.expect("connect");
+    db::migrate_up(&conn).await.expect("migrate");
+    let (users, teams) = seed(&conn).await;
+    let app = Application::build_with_db(settings, conn).expect("build app");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        users,
+        teams,
+        _data_dir: data_dir,
+    }
+}
+
+async fn seed(conn: &DatabaseConnection) -> (HashMap<&'static str, String>, [String; 2]) {
+    let org = db::orgs::create(conn, "Test Org").await.expect("org");
+    let mut team_ids = Vec::new();
+    for name in ["East", "South"] {
+        let team = db::teams::create(
+            conn,
+            db::teams::NewTeam {
+                org_id: &org.id,
+                name,
+                region: name,
+                product_line: "pumps",
+            },
+        )
+        .await
+        .expect("team");
+        team_ids.push(team.id);
+    }
+    let mut users = HashMap::new();
+    let roster: [(&'static str, Role, Option<usize>); 6] = [
+        ("admin", Role::Admin, None),
+        ("manager_east", Role::Manager, Some(0)),
+        ("rep_a", Role::Rep, Some(0)),
+        ("rep_b", Role::Rep, Some(0)),
+        ("rep_south", Role::Rep, Some(1)),
+        ("manager_south", Role::Manager, Some(1)),
+    ];
+    for (username, role, team) in roster {
+        let user = accounts::create_user(
+            conn,
+            CreateUser {
+                org_id: &org.id,
+                username,
+                display_name: None,
+                password: SecretString::from(PASSWORD),
+                role,
+                team_id: team.map(|i| team_ids[i].as_str()),
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("seed {username}: {e:?}"));
+        users.insert(username, user.id);
+    }
+    let teams = [team_ids[0].clone(), team_ids[1].clone()];
+    (users, teams)
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
+        let builder = self.client.request(method, self.url(path));
+        match token {
+            Some(t) => builder.bearer_auth(t),
+            None => builder,
+        }
+    }
+
+    pub async fn login_pair(&self, username: &str, device: Option<&str>) -> Value {
+        let mut body = json!({"username": username, "password": PASSWORD});
+        if let Some(d) = device {
+            body["device_id"] = json!(d);
+        }
+        let response = self
+            .request(Method::POST, "/api/v1/auth/login", None)
+            .json(&body)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status(), 200, "login as {username}");
+        response.json().await.expect("json")
+    }
+
+    pub async fn token(&self, username: &str) -> String {
+        let pair = self.login_pair(username, None).await;
+        pair["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Response {
+        self.request(Method::GET, path, Some(token))
+            .send()
+            .await
+            .expect("send")
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: &Value) -> Response {
+        self.request(Method::POST, path, Some(token))
+            .json(body)
+            .send()
+            .await
+            .expect("send")
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: &Value) -> Response {
+        self.request(Method::PATCH, path, Some(token))
+            .json(body)
+            .send()
+            .await
+            .expect("send")
+    }
+
+    /// Create a customer as `username` and return its id.
+    pub async fn customer_of(&self, username: &str, name: &str) -> String {
+        let token = self.token(username).await;
+        let response = self
+            .post(
+                "/api/v1/customers",
+                &token,
+                &json!({"name": name, "industry": "manufacturing", "annual_purchase_fen": 80_000_000}),
+            )
+            .await;
+        assert_eq!(response.status(), 201);
+        let body: Value = response.json().await.expect("json");
+        body["id"].as_str().expect("id").to_owned()
+    }
+
+    /// An access token for a user signed with the server's key but with chosen times.
+    pub fn token_issued_at(&self, username: &str, at: time::OffsetDateTime) -> String {
+        AccessTokens::new(&SecretString::from(JWT_KEY), 900)
+            .issue(&self.users[username], "no-session", at)
+            .expect("issue")
+    }
+}
+
+/// Read an error body and check it has the catalogue shape; returns it.
+pub async fn error_body(response: Response, status: u16, code: &str) -> Value {
+    assert_eq!(response.status().as_u16(), status, "status for {code}");
+    let body: Value = response.json().await.expect("error body is JSON");
+    assert_eq!(body["code"], code, "body: {body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "message in {body}"
+    );
+    assert!(
+        body["message_zh"].as_str().is_some_and(|m| !m.is_empty()),
+        "message_zh in {body}"
+    );
+    assert!(body["details"].is_object(), "details in {body}");
+    body
+}

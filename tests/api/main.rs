@@ -1,0 +1,10 @@
+//! Black-box API tests: the real application on port 0 with a fresh database per test.
+//!
+//! Backend: SQLite in a temporary folder by default; PostgreSQL when
+//! `FIELDPROOF_TEST_DATABASE_URL` names a server (each test then creates its own database).
+
+mod auth;
+mod customers;
+mod errors;
+mod helpers;
+mod ops;

@@ -1,0 +1,111 @@
+//! Health, readiness, metrics, request ids and the API documents.
+
+use crate::helpers::spawn_app;
+use reqwest::Method;
+use serde_json::Value;
+
+#[tokio::test]
+async fn health_and_readiness_answer() {
+    let app = spawn_app().await;
+    let health = app
+        .request(Method::GET, "/healthz", None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let ready: Value = app
+        .request(Method::GET, "/readyz", None)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["database"], "ok");
+}
+
+#[tokio::test]
+async fn a_request_id_is_echoed_or_made() {
+    let app = spawn_app().await;
+    let given = app
+        .request(Method::GET, "/healthz", None)
+        .header("x-request-id", "phone-42-abc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(given.headers()["x-request-id"], "phone-42-abc");
+    let made = app
+        .request(Method::GET, "/healthz", None)
+        .send()
+        .await
+        .unwrap();
+    let id = made.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert!(uuid::Uuid::parse_str(&id).is_ok(), "{id}");
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route() {
+    let app = spawn_app().await;
+    app.request(Method::GET, "/healthz", None)
+        .send()
+        .await
+        .unwrap();
+    let text = app
+        .request(Method::GET, "/metrics", None)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("http_requests_total"), "{text}");
+    assert!(text.contains("route=\"/healthz\""), "{text}");
+}
+
+#[tokio::test]
+async fn the_openapi_document_is_3_1_and_describes_the_api() {
+    let app = spawn_app().await;
+    let doc: Value = app
+        .request(Method::GET, "/api/openapi.json", None)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    for path in [
+        "/api/v1/auth/login",
+        "/api/v1/customers",
+        "/api/v1/customers/{id}/sites",
+        "/api/v1/teams",
+        "/api/v1/users",
+        "/healthz",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "missing {path}");
+    }
+    assert!(doc["components"]["schemas"].get("ErrorBody").is_some());
+}
+
+#[tokio::test]
+async fn the_docs_page_needs_no_internet() {
+    let app = spawn_app().await;
+    let page = app
+        .request(Method::GET, "/api/docs/", None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("swagger"), "{html}");
+    assert!(
+        !html.contains("https://"),
+        "the page loads something from outside: {html}"
+    );
+    let script = app
+        .request(Method::GET, "/api/docs/swagger-ui-bundle.js", None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(script.status(), 200);
+}
