@@ -7,11 +7,15 @@ use crate::startup::Application;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use fieldproof_domain::account::Role;
+use fieldproof_domain::evidence::InspectOptions;
+use fieldproof_domain::geo::{Crs, LatLon, SitePoint};
 use fieldproof_migrations::{Migrator, MigratorTrait};
 use secrecy::SecretString;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 #[derive(Parser)]
 #[command(
@@ -38,6 +42,11 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Evidence tools.
+    Evidence {
+        #[command(subcommand)]
+        command: EvidenceCommand,
+    },
     /// Seed a demo organisation and serve it (demo accounts exist only here).
     Demo {
         #[arg(long, default_value_t = 8080)]
@@ -45,6 +54,50 @@ enum Command {
         #[arg(long, default_value = "./data/demo")]
         data_dir: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum EvidenceCommand {
+    /// Print what a photo claims (EXIF time, GPS, camera) and how the default rules judge it,
+    /// as one JSON object. Unreadable files still print a report; only usage errors fail.
+    Inspect {
+        file: PathBuf,
+        /// Customer site as LAT,LON (use --site=-33.9,151.2 for southern/western points).
+        #[arg(long, value_parser = parse_lat_lon, allow_hyphen_values = true)]
+        site: Option<(f64, f64)>,
+        /// Coordinate system the site was entered in.
+        #[arg(long, default_value = "wgs84")]
+        crs: Crs,
+        /// Site radius in metres.
+        #[arg(long, default_value_t = 300.0)]
+        radius: f64,
+        /// Visit window start, RFC 3339.
+        #[arg(long, value_parser = parse_rfc3339)]
+        window_start: Option<OffsetDateTime>,
+        /// Visit window end, RFC 3339.
+        #[arg(long, value_parser = parse_rfc3339)]
+        window_end: Option<OffsetDateTime>,
+    },
+}
+
+fn parse_lat_lon(raw: &str) -> Result<(f64, f64), String> {
+    let (lat, lon) = raw
+        .split_once(',')
+        .ok_or_else(|| "expected LAT,LON".to_owned())?;
+    let lat: f64 = lat
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad latitude `{lat}`"))?;
+    let lon: f64 = lon
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad longitude `{lon}`"))?;
+    LatLon::new(lat, lon).map_err(|e| e.to_string())?;
+    Ok((lat, lon))
+}
+
+fn parse_rfc3339(raw: &str) -> Result<OffsetDateTime, String> {
+    OffsetDateTime::parse(raw, &Rfc3339).map_err(|e| format!("expected RFC 3339 ({e})"))
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -76,6 +129,20 @@ enum UserCommand {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Evidence {
+        command:
+            EvidenceCommand::Inspect {
+                file,
+                site,
+                crs,
+                radius,
+                window_start,
+                window_end,
+            },
+    } = &cli.command
+    {
+        return inspect(file, *site, *crs, *radius, *window_start, *window_end);
+    }
     let result = actix_web::rt::System::new().block_on(run(cli.command));
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -153,6 +220,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("created {} ({}) id={}", user.username, user.role, user.id);
             Ok(())
         }
+        // Handled before the runtime starts (it needs none).
+        Command::Evidence { .. } => Ok(()),
         Command::Demo { port, data_dir } => {
             let mut settings = Settings::load()?;
             settings.port = port;
@@ -166,6 +235,47 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let app = Application::build_with_db(settings, conn)?;
             app.run_until_stopped().await?;
             Ok(())
+        }
+    }
+}
+
+fn inspect(
+    file: &std::path::Path,
+    site: Option<(f64, f64)>,
+    crs: Crs,
+    radius: f64,
+    window_start: Option<OffsetDateTime>,
+    window_end: Option<OffsetDateTime>,
+) -> ExitCode {
+    let site = match site
+        .map(|(lat, lon)| SitePoint::new(lat, lon, crs, radius))
+        .transpose()
+    {
+        Ok(site) => site,
+        Err(e) => {
+            eprintln!("error: --site/--radius: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // An unreadable file is reported like an unreadable photo: format unknown, exit 0.
+    let bytes = std::fs::read(file).unwrap_or_else(|e| {
+        eprintln!("note: cannot read {}: {e}", file.display());
+        Vec::new()
+    });
+    let options = InspectOptions {
+        site,
+        window_start,
+        window_end,
+    };
+    let report = fieldproof_domain::evidence::inspect(&bytes, &options, OffsetDateTime::now_utc());
+    match serde_json::to_string_pretty(&report) {
+        Ok(json) => {
+            println!("{json}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
         }
     }
 }

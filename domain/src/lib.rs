@@ -5,4 +5,5 @@
 
 pub mod account;
 pub mod customer;
+pub mod evidence;
 pub mod geo;

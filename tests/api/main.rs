@@ -4,6 +4,7 @@
 //! `FIELDPROOF_TEST_DATABASE_URL` names a server (each test then creates its own database).
 
 mod auth;
+mod cli;
 mod customers;
 mod errors;
 mod helpers;
