@@ -7,3 +7,4 @@ pub mod account;
 pub mod customer;
 pub mod evidence;
 pub mod geo;
+pub mod pipeline;
