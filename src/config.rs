@@ -40,6 +40,11 @@ pub struct Settings {
     pub log_format: String,
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
+    /// Deals worth more than this (fen) need two supervisors to override a node.
+    pub override_second_approver_above_fen: i64,
+    /// HMAC secret of the e-signature provider's callbacks; unset disables the endpoint.
+    #[serde(serialize_with = "serialize_secret_opt")]
+    pub esign_callback_secret: Option<SecretString>,
 }
 
 impl Default for Settings {
@@ -57,6 +62,8 @@ impl Default for Settings {
             max_json_bytes: 256 * 1024,
             log_format: "pretty".into(),
             workers: 0,
+            override_second_approver_above_fen: 100_000_000,
+            esign_callback_secret: None,
         }
     }
 }

@@ -66,6 +66,14 @@ error_codes! {
         "The request conflicts with existing data.", "请求与现有数据冲突。";
     UsernameTaken => "username_taken", CONFLICT,
         "This username is already taken.", "该用户名已被占用。";
+    NodeNotCurrent => "node_not_current", CONFLICT,
+        "This step is not the deal's current step.", "该环节不是商机当前所在环节。";
+    DealClosed => "deal_closed", CONFLICT,
+        "This deal is closed; nothing more can be recorded on it.", "该商机已关闭，不能再记录。";
+    CallbackReplayed => "callback_replayed", CONFLICT,
+        "This callback was already received.", "该回调已处理过，拒绝重放。";
+    SignatureInvalid => "signature_invalid", UNAUTHORIZED,
+        "The callback signature or timestamp is not valid.", "回调签名或时间戳无效。";
     PayloadTooLarge => "payload_too_large", PAYLOAD_TOO_LARGE,
         "The request body is too large.", "请求体过大。";
     UnsupportedMediaType => "unsupported_media_type", UNSUPPORTED_MEDIA_TYPE,

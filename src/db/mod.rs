@@ -1,11 +1,14 @@
 //! Persistence: the connection, entities (rows) and repositories (queries + row → domain).
 //! Handlers never build queries; they call the repository functions here.
 
+pub mod audit;
 pub mod customers;
+pub mod deals;
 pub mod entities;
 pub mod orgs;
 pub mod sessions;
 pub mod teams;
+pub mod templates;
 pub mod users;
 
 use crate::config::Settings;
@@ -23,9 +26,18 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<DatabaseConnection> 
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("creating data folder {}", settings.data_dir.display()))?;
     }
+    let sqlite = url.expose_secret().starts_with("sqlite:");
     let mut options = ConnectOptions::new(url.expose_secret().to_owned());
+    // SQLite has one writer; a deferred transaction that reads and then writes can fail with
+    // SQLITE_BUSY when another connection wrote in between. One connection serialises the
+    // embedded default cleanly; PostgreSQL gets a real pool.
+    let max_connections = if sqlite {
+        1
+    } else {
+        settings.database_max_connections
+    };
     options
-        .max_connections(settings.database_max_connections)
+        .max_connections(max_connections)
         .connect_timeout(Duration::from_secs(10))
         .acquire_timeout(Duration::from_secs(10))
         .sqlx_logging(false);

@@ -2,8 +2,12 @@
 
 pub mod auth;
 pub mod customers;
+pub mod deals;
 pub mod health;
+pub mod integrations;
+pub mod reports;
 pub mod teams;
+pub mod templates;
 pub mod users;
 
 use crate::db::PageRequest;
@@ -17,7 +21,11 @@ pub fn configure_api(cfg: &mut web::ServiceConfig) {
             .configure(auth::configure)
             .configure(users::configure)
             .configure(teams::configure)
-            .configure(customers::configure),
+            .configure(customers::configure)
+            .configure(deals::configure)
+            .configure(templates::configure)
+            .configure(reports::configure)
+            .configure(integrations::configure),
     );
 }
 

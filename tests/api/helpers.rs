@@ -15,10 +15,12 @@ use std::collections::HashMap;
 use std::sync::Once;
 
 pub const PASSWORD: &str = "correct-horse-battery";
+pub const ESIGN_SECRET: &str = "test-esign-callback-secret";
 pub const JWT_KEY: &str = "test-signing-key-that-is-long-enough-0123456789";
 
 pub struct TestApp {
     pub address: String,
+    pub db: DatabaseConnection,
     pub client: reqwest::Client,
     pub users: HashMap<&'static str, String>,
     pub teams: [String; 2],
@@ -64,17 +66,19 @@ pub async fn spawn_app() -> TestApp {
         database_url: Some(SecretString::from(url)),
         database_max_connections: 5,
         jwt_secret: Some(SecretString::from(JWT_KEY)),
+        esign_callback_secret: Some(SecretString::from(ESIGN_SECRET)),
         workers: 1,
         ..Settings::default()
     };
     let conn = db::connect(&settings).await.expect("connect");
     db::migrate_up(&conn).await.expect("migrate");
     let (users, teams) = seed(&conn).await;
-    let app = Application::build_with_db(settings, conn).expect("build app");
+    let app = Application::build_with_db(settings, conn.clone()).expect("build app");
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
+        db: conn,
         client: reqwest::Client::new(),
         users,
         teams,
@@ -100,13 +104,17 @@ async fn seed(conn: &DatabaseConnection) -> (HashMap<&'static str, String>, [Str
         team_ids.push(team.id);
     }
     let mut users = HashMap::new();
-    let roster: [(&'static str, Role, Option<usize>); 6] = [
+    let roster: [(&'static str, Role, Option<usize>); 10] = [
         ("admin", Role::Admin, None),
         ("manager_east", Role::Manager, Some(0)),
         ("rep_a", Role::Rep, Some(0)),
         ("rep_b", Role::Rep, Some(0)),
         ("rep_south", Role::Rep, Some(1)),
         ("manager_south", Role::Manager, Some(1)),
+        ("supervisor_east", Role::Supervisor, Some(0)),
+        ("supervisor_east2", Role::Supervisor, Some(0)),
+        ("finance_east", Role::Finance, Some(0)),
+        ("presales_east", Role::Presales, Some(0)),
     ];
     for (username, role, team) in roster {
         let user = accounts::create_user(

@@ -6,6 +6,7 @@
 mod auth;
 mod cli;
 mod customers;
+mod deals;
 mod errors;
 mod helpers;
 mod ops;

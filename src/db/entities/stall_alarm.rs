@@ -1,0 +1,16 @@
+//! Row of `stall_alarms` (mirrors the migration; conversions to domain types live in the repositories).
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "stall_alarms")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub node_run_id: String,
+    pub created_at: TimeDateTimeWithTimeZone,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
