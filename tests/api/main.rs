@@ -2,9 +2,12 @@
 //!
 //! Backend: SQLite in a temporary folder by default; PostgreSQL when
 //! `FIELDPROOF_TEST_DATABASE_URL` names a server (each test then creates its own database).
+//! Blob store: a temporary folder by default; S3 when `FIELDPROOF_TEST_S3_ENDPOINT` names an
+//! S3-compatible server (each test then creates its own bucket).
 
 mod auth;
 mod customers;
 mod errors;
 mod helpers;
 mod ops;
+mod storage;
