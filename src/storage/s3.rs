@@ -1,10 +1,13 @@
 //! The S3 store: one object per key in one bucket of AWS S3 or any S3-compatible server (MinIO,
 //! Ceph, moto…). The only module that names aws-sdk types; everything leaves as [`StoreError`].
 //!
-//! Create-if-absent is the server's job, not ours: `PutObject` and `CompleteMultipartUpload`
-//! carry `If-None-Match: *`, so of N processes racing to store one photo exactly one wins, and a
-//! 412 means "already there". Files above [`PART_SIZE`] go up in parts read straight from disk,
-//! so memory stays flat whatever the photo size.
+//! Create-if-absent across processes is the server's job: `PutObject` and
+//! `CompleteMultipartUpload` carry `If-None-Match: *`, so of N API processes racing to store one
+//! photo exactly one wins, and a 412 means "already there" (atomic on AWS S3 and MinIO). Within
+//! one process, writes of one key also take turns ([`KeyLocks`]): a retry storm of one upload
+//! then sends its bytes once, and servers whose conditional check is not atomic (moto checks,
+//! then writes, without a lock) still report `Created` once per process. Files above
+//! [`PART_SIZE`] go up in parts read straight from disk, so memory stays flat whatever the size.
 
 use super::{BlobEntry, BlobKey, BlobStore, BlobStream, PutOutcome, StoreError, validate_prefix};
 use crate::config::Settings;
@@ -24,7 +27,9 @@ use aws_sdk_s3::types::{
 };
 use futures_util::{StreamExt, TryStreamExt};
 use secrecy::{ExposeSecret, SecretString};
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use time::OffsetDateTime;
 
@@ -96,6 +101,32 @@ pub struct S3Store {
     bucket: String,
     region: String,
     create_bucket: bool,
+    writing: KeyLocks,
+}
+
+/// One async lock per key being written in this process, dropped when nobody holds it.
+#[derive(Default)]
+struct KeyLocks {
+    held: Mutex<HashMap<BlobKey, Weak<tokio::sync::Mutex<()>>>>,
+}
+
+impl KeyLocks {
+    async fn lock(&self, key: &BlobKey) -> tokio::sync::OwnedMutexGuard<()> {
+        let mutex = {
+            // Nothing can panic while this is held, so a poisoned map is still consistent.
+            let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+            match held.get(key).and_then(Weak::upgrade) {
+                Some(mutex) => mutex,
+                None => {
+                    held.retain(|_, lock| lock.strong_count() > 0);
+                    let mutex = Arc::new(tokio::sync::Mutex::new(()));
+                    held.insert(key.clone(), Arc::downgrade(&mutex));
+                    mutex
+                }
+            }
+        };
+        mutex.lock_owned().await
+    }
 }
 
 impl S3Store {
@@ -139,6 +170,7 @@ impl S3Store {
             bucket: config.bucket.clone(),
             region: config.region.clone(),
             create_bucket: config.create_bucket,
+            writing: KeyLocks::default(),
         })
     }
 
@@ -387,6 +419,7 @@ impl BlobStore for S3Store {
             .await
             .map_err(|e| StoreError::other(format!("reading {}", path.display()), e))?
             .len();
+        let _turn = self.writing.lock(key).await;
         if size > PART_SIZE {
             return self.put_multipart(key, path, size, content_type).await;
         }
@@ -400,6 +433,7 @@ impl BlobStore for S3Store {
         bytes: Vec<u8>,
         content_type: &str,
     ) -> Result<PutOutcome, StoreError> {
+        let _turn = self.writing.lock(key).await;
         self.put_once(key, Body::Bytes(bytes.into()), content_type)
             .await
     }

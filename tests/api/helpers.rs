@@ -71,9 +71,21 @@ pub fn use_test_blob_store(settings: &mut Settings) {
     }
 }
 
-/// The blob store this run tests, ready to use (bucket created), and the folder that holds it
-/// (or nothing, for S3) kept alive as long as the store.
-pub async fn test_blob_store() -> (Arc<dyn BlobStore>, tempfile::TempDir) {
+/// What a test blob store stands on: its settings, and the temp folder kept alive with it.
+pub struct BlobStoreFixture {
+    settings: Settings,
+    _dir: tempfile::TempDir,
+}
+
+impl BlobStoreFixture {
+    /// A second store on the same folder or bucket, as another API process would have.
+    pub fn another_process(&self) -> Arc<dyn BlobStore> {
+        storage::from_settings(&self.settings).expect("second blob store")
+    }
+}
+
+/// The blob store this run tests, ready to use (bucket created).
+pub async fn test_blob_store() -> (Arc<dyn BlobStore>, BlobStoreFixture) {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut settings = Settings {
         data_dir: dir.path().to_path_buf(),
@@ -82,7 +94,13 @@ pub async fn test_blob_store() -> (Arc<dyn BlobStore>, tempfile::TempDir) {
     use_test_blob_store(&mut settings);
     let store = storage::from_settings(&settings).expect("blob store");
     store.check().await.expect("blob store ready");
-    (store, dir)
+    (
+        store,
+        BlobStoreFixture {
+            settings,
+            _dir: dir,
+        },
+    )
 }
 
 /// A fresh database: a new SQLite file, or a new PostgreSQL database on the test server.

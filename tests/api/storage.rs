@@ -130,6 +130,39 @@ async fn putting_an_existing_key_keeps_the_original_bytes() {
 }
 
 #[tokio::test]
+async fn a_second_process_cannot_overwrite_a_stored_key() {
+    // Two stores on one backend stand for two API processes: no shared lock between them, so
+    // only the backend's own create-if-absent (link(2), If-None-Match) keeps the first bytes.
+    let (first, fixture) = test_blob_store().await;
+    let second = fixture.another_process();
+    let k = key("originals/bb/two-processes");
+    first
+        .put_bytes(&k, b"first".to_vec(), "image/jpeg")
+        .await
+        .unwrap();
+    let small = temp_file_with(b"second, small");
+    let large = temp_file_with(&pseudo_random_bytes(9 * 1024 * 1024, 9));
+
+    let bytes_again = second
+        .put_bytes(&k, b"second".to_vec(), "image/jpeg")
+        .await
+        .unwrap();
+    let small_again = second
+        .put_file(&k, small.path(), "image/jpeg")
+        .await
+        .unwrap();
+    let large_again = second
+        .put_file(&k, large.path(), "image/jpeg")
+        .await
+        .unwrap();
+
+    assert_eq!(bytes_again, PutOutcome::AlreadyExisted);
+    assert_eq!(small_again, PutOutcome::AlreadyExisted);
+    assert_eq!(large_again, PutOutcome::AlreadyExisted);
+    assert_eq!(second.get(&k).await.unwrap(), b"first");
+}
+
+#[tokio::test]
 async fn twenty_concurrent_puts_of_one_key_create_it_exactly_once() {
     let (store, _dir) = test_blob_store().await;
     let k = key("originals/cc/race");
@@ -189,6 +222,36 @@ async fn a_large_file_round_trips_in_parts() {
     let listed = store.list("originals/dd/").await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].size, size as u64);
+}
+
+#[tokio::test]
+async fn concurrent_large_puts_of_one_key_create_it_exactly_once() {
+    let (store, _dir) = test_blob_store().await;
+    let k = key("originals/dd/raced-large");
+    // Just over one S3 part, so every writer takes the multipart path.
+    let size = 8 * 1024 * 1024 + 1000;
+    let files: Vec<_> = (0..4u64)
+        .map(|i| temp_file_with(&pseudo_random_bytes(size, 100 + i)))
+        .collect();
+
+    let writers = files.iter().enumerate().map(|(i, file)| {
+        let (store, k, path) = (store.clone(), k.clone(), file.path().to_path_buf());
+        tokio::spawn(async move { (i, store.put_file(&k, &path, "image/jpeg").await) })
+    });
+    let results = futures_util::future::join_all(writers).await;
+
+    let winners: Vec<usize> = results
+        .into_iter()
+        .map(|r| r.expect("writer task"))
+        .filter_map(|(i, outcome)| (outcome.expect("put") == PutOutcome::Created).then_some(i))
+        .collect();
+    assert_eq!(winners.len(), 1, "writers that created it: {winners:?}");
+    let stored = store.get(&k).await.unwrap();
+    let winner_bytes = std::fs::read(files[winners[0]].path()).unwrap();
+    assert!(
+        stored == winner_bytes,
+        "stored bytes are the winner's, whole"
+    );
 }
 
 #[tokio::test]
