@@ -45,6 +45,37 @@ pub struct Settings {
     /// HMAC secret of the e-signature provider's callbacks; unset disables the endpoint.
     #[serde(serialize_with = "serialize_secret_opt")]
     pub esign_callback_secret: Option<SecretString>,
+    /// Where evidence bytes live: `fs` (a local folder), `s3` or `memory` (tests only).
+    pub blob_store: BlobStoreKind,
+    /// Folder of the `fs` store; unset means `<data_dir>/blobs`.
+    pub blob_dir: Option<PathBuf>,
+    /// S3 endpoint URL, e.g. `http://127.0.0.1:9000`; unset means AWS's endpoint for the region.
+    pub s3_endpoint: Option<String>,
+    pub s3_region: String,
+    pub s3_bucket: String,
+    pub s3_access_key_id: Option<String>,
+    #[serde(serialize_with = "serialize_secret_opt")]
+    pub s3_secret_access_key: Option<SecretString>,
+    /// `http://host/bucket/key` rather than `http://bucket.host/key`; most S3-compatible
+    /// servers need it.
+    pub s3_path_style: bool,
+    /// Create the bucket at start if it is missing (development and tests).
+    pub s3_create_bucket: bool,
+    /// Connect timeout, milliseconds: an unreachable S3 must fail fast, not hang a request.
+    pub s3_connect_timeout_ms: u64,
+    /// Longest wait for response bytes, seconds.
+    pub s3_read_timeout_secs: u64,
+    /// Longest single attempt of one request (one 8 MiB part, one GET), seconds.
+    pub s3_attempt_timeout_secs: u64,
+}
+
+/// The blob store backend, chosen once at startup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlobStoreKind {
+    Fs,
+    S3,
+    Memory,
 }
 
 impl Default for Settings {
@@ -64,6 +95,18 @@ impl Default for Settings {
             workers: 0,
             override_second_approver_above_fen: 100_000_000,
             esign_callback_secret: None,
+            blob_store: BlobStoreKind::Fs,
+            blob_dir: None,
+            s3_endpoint: None,
+            s3_region: "us-east-1".into(),
+            s3_bucket: "fieldproof".into(),
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
+            s3_path_style: true,
+            s3_create_bucket: false,
+            s3_connect_timeout_ms: 2_000,
+            s3_read_timeout_secs: 30,
+            s3_attempt_timeout_secs: 120,
         }
     }
 }
@@ -97,6 +140,13 @@ impl Settings {
                 SecretString::from(format!("sqlite://{}?mode=rwc", path.display()))
             }
         }
+    }
+
+    /// Folder of the `fs` blob store.
+    pub fn blob_dir(&self) -> PathBuf {
+        self.blob_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("blobs"))
     }
 
     /// The access-token key: configured, or read from / generated into the data folder.
@@ -158,11 +208,39 @@ mod tests {
         let settings = Settings {
             jwt_secret: Some(SecretString::from("super-secret-signing-key-0123456789")),
             database_url: Some(SecretString::from("postgres://u:hunter2@db/fp")),
+            s3_secret_access_key: Some(SecretString::from("s3-secret-wJalrXUtnFEMI")),
             ..Settings::default()
         };
         let printed = format!("{settings:?}");
         assert!(!printed.contains("super-secret"));
         assert!(!printed.contains("hunter2"));
+        assert!(!printed.contains("wJalrXUtnFEMI"));
+    }
+
+    #[test]
+    fn blob_store_is_chosen_by_flat_env_variables() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("FIELDPROOF_BLOB_STORE", "s3");
+            jail.set_env("FIELDPROOF_S3_ENDPOINT", "http://127.0.0.1:9000");
+            jail.set_env("FIELDPROOF_S3_PATH_STYLE", "false");
+            jail.set_env("FIELDPROOF_S3_SECRET_ACCESS_KEY", "from-env");
+            let settings = Settings::load().map_err(|e| e.to_string())?;
+            assert_eq!(settings.blob_store, BlobStoreKind::S3);
+            assert_eq!(
+                settings.s3_endpoint.as_deref(),
+                Some("http://127.0.0.1:9000")
+            );
+            assert!(!settings.s3_path_style);
+            assert_eq!(
+                settings
+                    .s3_secret_access_key
+                    .as_ref()
+                    .map(|s| s.expose_secret().to_owned()),
+                Some("from-env".to_owned())
+            );
+            assert_eq!(settings.blob_dir(), PathBuf::from("./data/blobs"));
+            Ok(())
+        });
     }
 
     #[test]

@@ -5,6 +5,7 @@ use crate::auth::jwt::AccessTokens;
 use crate::config::Settings;
 use crate::error::{self, ApiError, ErrorCode};
 use crate::state::AppState;
+use crate::storage::{self, BlobStore};
 use crate::{db, openapi, ops, routes};
 use actix_web::dev::Server;
 use actix_web::{App, HttpResponse, HttpServer, web};
@@ -20,22 +21,42 @@ pub struct Application {
 }
 
 impl Application {
-    /// Connect, migrate if configured, bind.
+    /// Connect, migrate if configured, open the blob store, bind.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let db = db::connect(&settings).await?;
         if settings.migrate_on_start {
             db::migrate_up(&db).await?;
         }
-        Application::build_with_db(settings, db)
+        let blobs = storage::from_settings(&settings)?;
+        // An unreachable store does not stop the process: state lives in S3 and the database,
+        // so it may come back; until then /readyz says 503 and uploads answer 503.
+        match blobs.check().await {
+            Ok(()) => tracing::info!(store = blobs.kind(), "blob store ready"),
+            Err(e) => {
+                tracing::warn!(store = blobs.kind(), error = %crate::telemetry::cause_chain(&anyhow::Error::from(e)), "blob store not ready")
+            }
+        }
+        Application::build_with_parts(settings, db, blobs)
     }
 
+    /// With a connected database; the blob store comes from `settings` (not yet checked).
     pub fn build_with_db(
         settings: Settings,
         db: DatabaseConnection,
     ) -> anyhow::Result<Application> {
+        let blobs = storage::from_settings(&settings)?;
+        Application::build_with_parts(settings, db, blobs)
+    }
+
+    pub fn build_with_parts(
+        settings: Settings,
+        db: DatabaseConnection,
+        blobs: Arc<dyn BlobStore>,
+    ) -> anyhow::Result<Application> {
         let key = settings.jwt_key()?;
         let state = AppState {
             db,
+            blobs,
             tokens: AccessTokens::new(&key, settings.access_token_ttl_secs),
             settings: Arc::new(settings),
         };

@@ -1,4 +1,5 @@
-//! `/healthz` (the process answers), `/readyz` (its database answers), `/metrics` (Prometheus).
+//! `/healthz` (the process answers), `/readyz` (its database and blob store answer), `/metrics`
+//! (Prometheus).
 
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::state::AppState;
@@ -16,7 +17,8 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// Readiness: the database answers. A load balancer sends no traffic while this is 503.
+/// Readiness: the database and the blob store answer. A load balancer sends no traffic while
+/// this is 503; `details.component` names what is down.
 #[utoipa::path(tag = "ops", responses((status = 200, description = "ready"), (status = 503, body = ErrorBody)))]
 #[get("/readyz")]
 async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -26,7 +28,18 @@ async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
             .retry_after(5)
             .with_source(e)
     })?;
-    Ok(HttpResponse::Ok().json(json!({"status": "ready", "database": "ok"})))
+    state.blobs.check().await.map_err(|e| {
+        ApiError::new(ErrorCode::Unavailable)
+            .with_details(json!({"component": "blob_store", "store": state.blobs.kind()}))
+            .retry_after(5)
+            .with_source(e)
+    })?;
+    Ok(HttpResponse::Ok().json(json!({
+        "status": "ready",
+        "database": "ok",
+        "blob_store": "ok",
+        "blob_store_kind": state.blobs.kind(),
+    })))
 }
 
 /// Prometheus text exposition.

@@ -1,18 +1,22 @@
 //! `spawn_app`: build the same application `serve` runs, on port 0, with a fresh database and a
 //! small org (two teams, one user per role), and a client that speaks to it.
+//!
+//! Blob store: a folder in the test's temp dir by default; S3 when `FIELDPROOF_TEST_S3_ENDPOINT`
+//! names an S3-compatible server (each test then gets its own fresh bucket).
 
 use fieldproof::auth::jwt::AccessTokens;
 use fieldproof::config::Settings;
 use fieldproof::db;
 use fieldproof::services::accounts::{self, CreateUser};
 use fieldproof::startup::Application;
+use fieldproof::storage::{self, BlobStore};
 use fieldproof_domain::account::Role;
 use reqwest::{Method, RequestBuilder, Response};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::sync::Once;
+use std::sync::{Arc, Once};
 
 pub const PASSWORD: &str = "correct-horse-battery";
 pub const ESIGN_SECRET: &str = "test-esign-callback-secret";
@@ -30,6 +34,75 @@ pub struct TestApp {
 fn announce_backend(name: &str) {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| eprintln!("api tests: database backend = {name}"));
+}
+
+fn announce_blob_store(name: &str) {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| eprintln!("api tests: blob store = {name}"));
+}
+
+/// The S3-compatible test server, when this run uses one.
+pub fn test_s3_endpoint() -> Option<String> {
+    std::env::var("FIELDPROOF_TEST_S3_ENDPOINT")
+        .ok()
+        .filter(|e| !e.is_empty())
+}
+
+/// Point `settings` at the blob store this run tests: the folder under `data_dir` (the default),
+/// or a fresh bucket on the S3 test server.
+pub fn use_test_blob_store(settings: &mut Settings) {
+    match test_s3_endpoint() {
+        Some(endpoint) => {
+            announce_blob_store("s3");
+            settings.blob_store = fieldproof::config::BlobStoreKind::S3;
+            settings.s3_endpoint = Some(endpoint);
+            settings.s3_bucket = format!("fp-test-{}", uuid::Uuid::new_v4().simple());
+            settings.s3_create_bucket = true;
+            settings.s3_access_key_id = Some(
+                std::env::var("FIELDPROOF_TEST_S3_ACCESS_KEY_ID").unwrap_or_else(|_| "test".into()),
+            );
+            settings.s3_secret_access_key = Some(SecretString::from(
+                std::env::var("FIELDPROOF_TEST_S3_SECRET_ACCESS_KEY")
+                    .unwrap_or_else(|_| "test".into()),
+            ));
+        }
+        None => {
+            announce_blob_store("fs");
+            settings.blob_store = fieldproof::config::BlobStoreKind::Fs;
+        }
+    }
+}
+
+/// What a test blob store stands on: its settings, and the temp folder kept alive with it.
+pub struct BlobStoreFixture {
+    settings: Settings,
+    _dir: tempfile::TempDir,
+}
+
+impl BlobStoreFixture {
+    /// A second store on the same folder or bucket, as another API process would have.
+    pub fn another_process(&self) -> Arc<dyn BlobStore> {
+        storage::from_settings(&self.settings).expect("second blob store")
+    }
+}
+
+/// The blob store this run tests, ready to use (bucket created).
+pub async fn test_blob_store() -> (Arc<dyn BlobStore>, BlobStoreFixture) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut settings = Settings {
+        data_dir: dir.path().to_path_buf(),
+        ..Settings::default()
+    };
+    use_test_blob_store(&mut settings);
+    let store = storage::from_settings(&settings).expect("blob store");
+    store.check().await.expect("blob store ready");
+    (
+        store,
+        BlobStoreFixture {
+            settings,
+            _dir: dir,
+        },
+    )
 }
 
 /// A fresh database: a new SQLite file, or a new PostgreSQL database on the test server.
@@ -57,9 +130,14 @@ async fn fresh_database(dir: &std::path::Path) -> String {
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with_blobs(None).await
+}
+
+/// `spawn_app` with a given blob store instead of the one this run tests (e.g. one that is down).
+pub async fn spawn_app_with_blobs(blobs: Option<Arc<dyn BlobStore>>) -> TestApp {
     let data_dir = tempfile::tempdir().expect("temp dir");
     let url = fresh_database(data_dir.path()).await;
-    let settings = Settings {
+    let mut settings = Settings {
         host: "127.0.0.1".into(),
         port: 0,
         data_dir: data_dir.path().to_path_buf(),
@@ -70,10 +148,19 @@ pub async fn spawn_app() -> TestApp {
         workers: 1,
         ..Settings::default()
     };
+    use_test_blob_store(&mut settings);
+    let blobs = match blobs {
+        Some(given) => given,
+        None => {
+            let store = storage::from_settings(&settings).expect("blob store");
+            store.check().await.expect("blob store ready");
+            store
+        }
+    };
     let conn = db::connect(&settings).await.expect("connect");
     db::migrate_up(&conn).await.expect("migrate");
     let (users, teams) = seed(&conn).await;
-    let app = Application::build_with_db(settings, conn.clone()).expect("build app");
+    let app = Application::build_with_parts(settings, conn.clone(), blobs).expect("build app");
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     TestApp {

@@ -2,6 +2,8 @@
 //!
 //! Backend: SQLite in a temporary folder by default; PostgreSQL when
 //! `FIELDPROOF_TEST_DATABASE_URL` names a server (each test then creates its own database).
+//! Blob store: a temporary folder by default; S3 when `FIELDPROOF_TEST_S3_ENDPOINT` names an
+//! S3-compatible server (each test then creates its own bucket).
 
 mod auth;
 mod cli;
@@ -10,3 +12,4 @@ mod deals;
 mod errors;
 mod helpers;
 mod ops;
+mod storage;
