@@ -218,6 +218,8 @@ mod tests {
     }
 
     #[test]
+    // figment::Jail's closure must return figment's own (large) error type.
+    #[allow(clippy::result_large_err)]
     fn blob_store_is_chosen_by_flat_env_variables() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("FIELDPROOF_BLOB_STORE", "s3");

@@ -226,6 +226,23 @@ impl From<sea_orm::DbErr> for ApiError {
     }
 }
 
+/// A blob store failure as the client sees it: a backend that may come back is 503 with
+/// `Retry-After` (nothing was accepted, so the phone retries the same upload); a missing blob is
+/// 404; the rest is ours to fix.
+impl From<crate::storage::StoreError> for ApiError {
+    fn from(e: crate::storage::StoreError) -> Self {
+        use crate::storage::StoreError;
+        match e {
+            StoreError::Unavailable { .. } => ApiError::new(ErrorCode::Unavailable)
+                .with_details(json!({"component": "blob_store"}))
+                .retry_after(5)
+                .with_source(e),
+            StoreError::NotFound { .. } => ApiError::not_found().with_source(e),
+            StoreError::InvalidKey { .. } | StoreError::Other { .. } => ApiError::internal(e),
+        }
+    }
+}
+
 impl From<anyhow::Error> for ApiError {
     fn from(e: anyhow::Error) -> Self {
         ApiError::internal(e)
@@ -306,22 +323,5 @@ mod tests {
             ErrorCode::ALL.len(),
             "docs/errors.md lists codes the catalogue lacks"
         );
-    }
-}
-
-/// A blob store failure as the client sees it: a backend that may come back is 503 with
-/// `Retry-After` (nothing was accepted, so the phone retries the same upload); a missing blob is
-/// 404; the rest is ours to fix.
-impl From<crate::storage::StoreError> for ApiError {
-    fn from(e: crate::storage::StoreError) -> Self {
-        use crate::storage::StoreError;
-        match e {
-            StoreError::Unavailable { .. } => ApiError::new(ErrorCode::Unavailable)
-                .with_details(json!({"component": "blob_store"}))
-                .retry_after(5)
-                .with_source(e),
-            StoreError::NotFound { .. } => ApiError::not_found().with_source(e),
-            StoreError::InvalidKey { .. } | StoreError::Other { .. } => ApiError::internal(e),
-        }
     }
 }

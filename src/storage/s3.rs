@@ -227,7 +227,15 @@ impl S3Store {
             .send()
             .await
             .map_err(|e| classify(e, format!("starting multipart upload of {key}")))?;
-        let upload_id = created.upload_id().unwrap_or_default().to_owned();
+        let upload_id = created
+            .upload_id()
+            .ok_or_else(|| {
+                StoreError::other(
+                    format!("starting multipart upload of {key}"),
+                    "the server returned no upload id",
+                )
+            })?
+            .to_owned();
         let outcome = self.upload_parts(key, path, size, &upload_id).await;
         if !matches!(outcome, Ok(PutOutcome::Created)) {
             // Parts of an abandoned upload are billed until aborted.
