@@ -4,6 +4,7 @@
 //! inputs always give the same answer on the phone and on the server.
 
 pub mod account;
+pub mod capture;
 pub mod customer;
 pub mod evidence;
 pub mod geo;
