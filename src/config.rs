@@ -40,6 +40,22 @@ pub struct Settings {
     pub log_format: String,
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
+    /// Run the background jobs (the webhook outbox worker) in this process. Safe to leave on in
+    /// every instance: a message is claimed by one worker at a time.
+    pub jobs: bool,
+    /// How often the outbox worker looks for due messages, milliseconds.
+    pub jobs_poll_ms: u64,
+    /// A webhook message is given up after this many failed attempts.
+    pub webhook_max_attempts: u32,
+    /// Delay before the first retry, milliseconds; doubles per attempt, with jitter.
+    pub webhook_retry_base_ms: u64,
+    /// Longest delay between two attempts, seconds.
+    pub webhook_retry_max_secs: u64,
+    /// Timeout of one webhook POST, seconds.
+    pub webhook_timeout_secs: u64,
+    /// The address users reach the app at (e.g. `https://crm.example.cn`), so links in chat
+    /// messages are clickable. Unset: the link's path is shown as text.
+    pub public_base_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -57,6 +73,13 @@ impl Default for Settings {
             max_json_bytes: 256 * 1024,
             log_format: "pretty".into(),
             workers: 0,
+            jobs: true,
+            jobs_poll_ms: 1000,
+            webhook_max_attempts: 12,
+            webhook_retry_base_ms: 10_000,
+            webhook_retry_max_secs: 3600,
+            webhook_timeout_secs: 10,
+            public_base_url: None,
         }
     }
 }

@@ -37,6 +37,13 @@ use utoipa_swagger_ui::SwaggerUi;
         routes::customers::create_contact,
         routes::customers::list_sites,
         routes::customers::create_site,
+        routes::notifications::list_notifications,
+        routes::notifications::unread_count,
+        routes::notifications::mark_read,
+        routes::notifications::mark_all_read,
+        routes::team_webhooks::list_webhooks,
+        routes::team_webhooks::create_webhook,
+        routes::team_webhooks::delete_webhook,
     ),
     modifiers(&ApiPrefix, &BearerAuth)
 )]

@@ -4,6 +4,7 @@
 use crate::auth::jwt::AccessTokens;
 use crate::config::Settings;
 use crate::error::{self, ApiError, ErrorCode};
+use crate::jobs::Jobs;
 use crate::state::AppState;
 use crate::{db, openapi, ops, routes};
 use actix_web::dev::Server;
@@ -17,6 +18,8 @@ pub struct Application {
     port: u16,
     server: Server,
     state: AppState,
+    /// Background jobs (`FIELDPROOF_JOBS`); they stop when the application is dropped.
+    jobs: Jobs,
 }
 
 impl Application {
@@ -29,6 +32,8 @@ impl Application {
         Application::build_with_db(settings, db)
     }
 
+    /// Build on an open connection and start the background jobs the settings enable; must be
+    /// called inside a tokio runtime.
     pub fn build_with_db(
         settings: Settings,
         db: DatabaseConnection,
@@ -43,10 +48,12 @@ impl Application {
             .with_context(|| format!("binding {}:{}", state.settings.host, state.settings.port))?;
         let port = listener.local_addr()?.port();
         let server = run(listener, state.clone())?;
+        let jobs = Jobs::start(&state.db, &state.settings)?;
         Ok(Application {
             port,
             server,
             state,
+            jobs,
         })
     }
 
@@ -59,7 +66,10 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let Application { server, jobs, .. } = self;
+        let result = server.await;
+        drop(jobs);
+        result
     }
 }
 

@@ -3,8 +3,11 @@
 
 pub mod customers;
 pub mod entities;
+pub mod notifications;
 pub mod orgs;
+pub mod outbox;
 pub mod sessions;
+pub mod team_webhooks;
 pub mod teams;
 pub mod users;
 

@@ -3,6 +3,8 @@
 pub mod auth;
 pub mod customers;
 pub mod health;
+pub mod notifications;
+pub mod team_webhooks;
 pub mod teams;
 pub mod users;
 
@@ -17,7 +19,9 @@ pub fn configure_api(cfg: &mut web::ServiceConfig) {
             .configure(auth::configure)
             .configure(users::configure)
             .configure(teams::configure)
-            .configure(customers::configure),
+            .configure(customers::configure)
+            .configure(notifications::configure)
+            .configure(team_webhooks::configure),
     );
 }
 
