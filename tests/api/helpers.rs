@@ -1,5 +1,6 @@
 //! `spawn_app`: build the same application `serve` runs, on port 0, with a fresh database and a
-//! small org (two teams, one user per role), and a client that speaks to it.
+//! small org (two teams, one user per role), and a client that speaks to it. `spawn_peer` starts
+//! a second instance on the same database, as a load balancer would run them.
 
 use fieldproof::auth::jwt::AccessTokens;
 use fieldproof::config::Settings;
@@ -22,7 +23,16 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub users: HashMap<&'static str, String>,
     pub teams: [String; 2],
+    pub org_id: String,
+    /// A connection of the test's own to the app's database (for calling services directly).
+    pub db: DatabaseConnection,
+    settings: Settings,
     _data_dir: tempfile::TempDir,
+}
+
+/// Another instance of the application on a [`TestApp`]'s database.
+pub struct PeerApp {
+    pub address: String,
 }
 
 fn announce_backend(name: &str) {
@@ -55,9 +65,14 @@ async fn fresh_database(dir: &std::path::Path) -> String {
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// `spawn_app` with settings adjusted first (e.g. background jobs on or off, faster polling).
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let data_dir = tempfile::tempdir().expect("temp dir");
     let url = fresh_database(data_dir.path()).await;
-    let settings = Settings {
+    let mut settings = Settings {
         host: "127.0.0.1".into(),
         port: 0,
         data_dir: data_dir.path().to_path_buf(),
@@ -67,10 +82,11 @@ pub async fn spawn_app() -> TestApp {
         workers: 1,
         ..Settings::default()
     };
+    configure(&mut settings);
     let conn = db::connect(&settings).await.expect("connect");
     db::migrate_up(&conn).await.expect("migrate");
-    let (users, teams) = seed(&conn).await;
-    let app = Application::build_with_db(settings, conn).expect("build app");
+    let (org_id, users, teams) = seed(&conn).await;
+    let app = Application::build_with_db(settings.clone(), conn.clone()).expect("build app");
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     TestApp {
@@ -78,11 +94,28 @@ pub async fn spawn_app() -> TestApp {
         client: reqwest::Client::new(),
         users,
         teams,
+        org_id,
+        db: conn,
+        settings,
         _data_dir: data_dir,
     }
 }
 
-async fn seed(conn: &DatabaseConnection) -> (HashMap<&'static str, String>, [String; 2]) {
+impl TestApp {
+    /// A second application (own pool, own port, own background jobs) on this app's database:
+    /// the same SQLite file or the same PostgreSQL database.
+    pub async fn spawn_peer(&self, configure: impl FnOnce(&mut Settings)) -> PeerApp {
+        let mut settings = self.settings.clone();
+        configure(&mut settings);
+        let conn = db::connect(&settings).await.expect("peer connect");
+        let app = Application::build_with_db(settings, conn).expect("build peer");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
+        PeerApp { address }
+    }
+}
+
+async fn seed(conn: &DatabaseConnection) -> (String, HashMap<&'static str, String>, [String; 2]) {
     let org = db::orgs::create(conn, "Test Org").await.expect("org");
     let mut team_ids = Vec::new();
     for name in ["East", "South"] {
@@ -125,7 +158,7 @@ async fn seed(conn: &DatabaseConnection) -> (HashMap<&'static str, String>, [Str
         users.insert(username, user.id);
     }
     let teams = [team_ids[0].clone(), team_ids[1].clone()];
-    (users, teams)
+    (org.id, users, teams)
 }
 
 impl TestApp {

@@ -8,4 +8,5 @@ mod cli;
 mod customers;
 mod errors;
 mod helpers;
+mod notifications;
 mod ops;
