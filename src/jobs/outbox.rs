@@ -125,7 +125,7 @@ impl OutboxWorker {
         let now = (self.clock)();
         let ids = outbox::due_ids(&self.db, now, BATCH).await?;
         let outcomes: Vec<Result<Option<Outcome>, DbErr>> = futures_util::stream::iter(ids)
-            .map(|id| self.claim_and_attempt(id, now))
+            .map(|id| self.claim_and_attempt(id))
             .buffer_unordered(CONCURRENCY)
             .collect()
             .await;
@@ -146,11 +146,10 @@ impl OutboxWorker {
         Ok(stats)
     }
 
-    async fn claim_and_attempt(
-        &self,
-        id: String,
-        now: OffsetDateTime,
-    ) -> Result<Option<Outcome>, DbErr> {
+    async fn claim_and_attempt(&self, id: String) -> Result<Option<Outcome>, DbErr> {
+        // Read the clock at claim time, not at the start of the pass: later ids of a batch wait
+        // for earlier sends, and a lease measured from a stale instant could be over already.
+        let now = (self.clock)();
         let lease_until = now + self.config.lease();
         let Some(claimed) = outbox::claim(&self.db, &id, &self.owner, now, lease_until).await?
         else {
