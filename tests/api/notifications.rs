@@ -652,3 +652,22 @@ async fn spawn_app_default_still_serves_with_jobs_running() {
     let token = app.token("rep_a").await;
     assert_eq!(app.get("/api/v1/notifications", &token).await.status(), 200);
 }
+
+#[tokio::test]
+async fn the_schema_goes_all_the_way_down_and_back_up() {
+    use fieldproof_migrations::{Migrator, MigratorTrait};
+    use sea_orm::ConnectionTrait;
+    let app = spawn_app_with(|s| s.jobs = false).await;
+    Migrator::down(&app.db, None)
+        .await
+        .expect("every down runs");
+    assert!(
+        app.db
+            .execute_unprepared("SELECT 1 FROM outbox")
+            .await
+            .is_err(),
+        "outbox dropped"
+    );
+    Migrator::up(&app.db, None).await.expect("and up again");
+    assert!(outbox_rows(&app).await.is_empty());
+}
