@@ -67,6 +67,22 @@ pub struct Settings {
     pub s3_read_timeout_secs: u64,
     /// Longest single attempt of one request (one 8 MiB part, one GET), seconds.
     pub s3_attempt_timeout_secs: u64,
+    /// Run the background jobs (the webhook outbox worker) in this process. Safe to leave on in
+    /// every instance: a message is claimed by one worker at a time.
+    pub jobs: bool,
+    /// How often the outbox worker looks for due messages, milliseconds.
+    pub jobs_poll_ms: u64,
+    /// A webhook message is given up after this many failed attempts.
+    pub webhook_max_attempts: u32,
+    /// Delay before the first retry, milliseconds; doubles per attempt, with jitter.
+    pub webhook_retry_base_ms: u64,
+    /// Longest delay between two attempts, seconds.
+    pub webhook_retry_max_secs: u64,
+    /// Timeout of one webhook POST, seconds.
+    pub webhook_timeout_secs: u64,
+    /// The address users reach the app at (e.g. `https://crm.example.cn`), so links in chat
+    /// messages are clickable. Unset: the link's path is shown as text.
+    pub public_base_url: Option<String>,
 }
 
 /// The blob store backend, chosen once at startup.
@@ -107,6 +123,13 @@ impl Default for Settings {
             s3_connect_timeout_ms: 2_000,
             s3_read_timeout_secs: 30,
             s3_attempt_timeout_secs: 120,
+            jobs: true,
+            jobs_poll_ms: 1000,
+            webhook_max_attempts: 12,
+            webhook_retry_base_ms: 10_000,
+            webhook_retry_max_secs: 3600,
+            webhook_timeout_secs: 10,
+            public_base_url: None,
         }
     }
 }

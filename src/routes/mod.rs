@@ -5,7 +5,9 @@ pub mod customers;
 pub mod deals;
 pub mod health;
 pub mod integrations;
+pub mod notifications;
 pub mod reports;
+pub mod team_webhooks;
 pub mod teams;
 pub mod templates;
 pub mod users;
@@ -25,7 +27,9 @@ pub fn configure_api(cfg: &mut web::ServiceConfig) {
             .configure(deals::configure)
             .configure(templates::configure)
             .configure(reports::configure)
-            .configure(integrations::configure),
+            .configure(integrations::configure)
+            .configure(notifications::configure)
+            .configure(team_webhooks::configure),
     );
 }
 

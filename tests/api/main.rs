@@ -11,5 +11,6 @@ mod customers;
 mod deals;
 mod errors;
 mod helpers;
+mod notifications;
 mod ops;
 mod storage;
