@@ -72,6 +72,8 @@ pub struct Settings {
     pub jobs: bool,
     /// How often the outbox worker looks for due messages, milliseconds.
     pub jobs_poll_ms: u64,
+    /// How often stalled nodes are looked for, seconds.
+    pub stall_scan_secs: u64,
     /// A webhook message is given up after this many failed attempts.
     pub webhook_max_attempts: u32,
     /// Delay before the first retry, milliseconds; doubles per attempt, with jitter.
@@ -125,6 +127,7 @@ impl Default for Settings {
             s3_attempt_timeout_secs: 120,
             jobs: true,
             jobs_poll_ms: 1000,
+            stall_scan_secs: 60,
             webhook_max_attempts: 12,
             webhook_retry_base_ms: 10_000,
             webhook_retry_max_secs: 3600,

@@ -4,6 +4,7 @@
 //! processes at once is safe; `FIELDPROOF_JOBS=false` keeps a process to HTTP only.
 
 pub mod outbox;
+pub mod stalls;
 
 use crate::config::Settings;
 use sea_orm::DatabaseConnection;
@@ -22,6 +23,11 @@ impl Jobs {
         let mut jobs = Jobs::default();
         if settings.jobs {
             jobs.handles.push(outbox::spawn(db.clone(), settings)?);
+            jobs.handles.push(stalls::spawn(
+                db.clone(),
+                std::time::Duration::from_secs(settings.stall_scan_secs.max(1)),
+                std::sync::Arc::new(crate::db::now),
+            ));
         }
         Ok(jobs)
     }

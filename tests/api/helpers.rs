@@ -200,6 +200,13 @@ async fn spawn_app_full(
 }
 
 impl TestApp {
+    /// Another connection pool to this app's database, as a second process would have.
+    pub async fn connect_again(&self) -> DatabaseConnection {
+        db::connect(&self.settings)
+            .await
+            .expect("second connection")
+    }
+
     /// A second application (own pool, own port, own background jobs) on this app's database:
     /// the same SQLite file or the same PostgreSQL database.
     pub async fn spawn_peer(&self, configure: impl FnOnce(&mut Settings)) -> PeerApp {

@@ -13,4 +13,5 @@ mod errors;
 mod helpers;
 mod notifications;
 mod ops;
+mod stalls;
 mod storage;
