@@ -55,6 +55,9 @@ use utoipa_swagger_ui::SwaggerUi;
         routes::templates::create_template,
         routes::reports::heatmap,
         routes::integrations::esign_callback,
+        routes::uploads::create_upload,
+        routes::uploads::head_upload,
+        routes::uploads::patch_upload,
     ),
     modifiers(&ApiPrefix, &BearerAuth)
 )]

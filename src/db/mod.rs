@@ -9,6 +9,7 @@ pub mod orgs;
 pub mod sessions;
 pub mod teams;
 pub mod templates;
+pub mod uploads;
 pub mod users;
 
 use crate::config::Settings;

@@ -8,6 +8,7 @@ pub mod integrations;
 pub mod reports;
 pub mod teams;
 pub mod templates;
+pub mod uploads;
 pub mod users;
 
 use crate::db::PageRequest;
@@ -25,7 +26,8 @@ pub fn configure_api(cfg: &mut web::ServiceConfig) {
             .configure(deals::configure)
             .configure(templates::configure)
             .configure(reports::configure)
-            .configure(integrations::configure),
+            .configure(integrations::configure)
+            .configure(uploads::configure),
     );
 }
 

@@ -15,4 +15,5 @@ pub mod rep_profile;
 pub mod site;
 pub mod stall_alarm;
 pub mod team;
+pub mod upload_session;
 pub mod user;
