@@ -283,10 +283,15 @@ where
     {
         PutOutcome::Created => {
             if repo::advance(&state.db, upload_id, to_i64(offset)?, to_i64(offset + len)?).await? {
-                Ok(offset + len)
+                return Ok(offset + len);
+            }
+            // A concurrent request found our piece and advanced by its size first (see the
+            // module docs): our bytes count all the same. The object stays either way.
+            let current = current_offset(state, upload_id).await?;
+            if current == offset + len {
+                Ok(current)
             } else {
-                // Someone adopted our piece first (see the module docs); the object stays.
-                Err(offset_mismatch(current_offset(state, upload_id).await?))
+                Err(offset_mismatch(current))
             }
         }
         PutOutcome::AlreadyExisted => {

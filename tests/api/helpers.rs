@@ -9,6 +9,7 @@ use fieldproof::config::Settings;
 use fieldproof::db;
 use fieldproof::services::accounts::{self, CreateUser};
 use fieldproof::startup::Application;
+use fieldproof::state::AppState;
 use fieldproof::storage::{self, BlobStore};
 use fieldproof_domain::account::Role;
 use reqwest::{Method, RequestBuilder, Response};
@@ -25,6 +26,8 @@ pub const JWT_KEY: &str = "test-signing-key-that-is-long-enough-0123456789";
 pub struct TestApp {
     pub address: String,
     pub db: DatabaseConnection,
+    /// The running app's state, for tests that call services directly.
+    pub state: AppState,
     pub client: reqwest::Client,
     pub users: HashMap<&'static str, String>,
     pub teams: [String; 2],
@@ -162,10 +165,12 @@ pub async fn spawn_app_with_blobs(blobs: Option<Arc<dyn BlobStore>>) -> TestApp 
     let (users, teams) = seed(&conn).await;
     let app = Application::build_with_parts(settings, conn.clone(), blobs).expect("build app");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let state = app.state().clone();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
         db: conn,
+        state,
         client: reqwest::Client::new(),
         users,
         teams,

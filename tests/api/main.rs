@@ -13,3 +13,4 @@ mod errors;
 mod helpers;
 mod ops;
 mod storage;
+mod uploads;
