@@ -36,6 +36,8 @@ pub struct Settings {
     pub refresh_token_ttl_days: i64,
     /// Largest JSON body accepted, bytes.
     pub max_json_bytes: usize,
+    /// Largest evidence file accepted (one-shot or resumable), bytes.
+    pub max_upload_bytes: u64,
     /// `pretty` or `json`.
     pub log_format: String,
     /// HTTP worker threads; 0 means one per core.
@@ -109,6 +111,7 @@ impl Default for Settings {
             access_token_ttl_secs: 15 * 60,
             refresh_token_ttl_days: 30,
             max_json_bytes: 256 * 1024,
+            max_upload_bytes: 26_214_400,
             log_format: "pretty".into(),
             workers: 0,
             override_second_approver_above_fen: 100_000_000,

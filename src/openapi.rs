@@ -62,6 +62,9 @@ use utoipa_swagger_ui::SwaggerUi;
         routes::team_webhooks::list_webhooks,
         routes::team_webhooks::create_webhook,
         routes::team_webhooks::delete_webhook,
+        routes::uploads::create_upload,
+        routes::uploads::head_upload,
+        routes::uploads::patch_upload,
     ),
     modifiers(&ApiPrefix, &BearerAuth)
 )]

@@ -12,6 +12,7 @@ pub mod sessions;
 pub mod team_webhooks;
 pub mod teams;
 pub mod templates;
+pub mod uploads;
 pub mod users;
 
 use crate::config::Settings;

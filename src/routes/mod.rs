@@ -10,6 +10,7 @@ pub mod reports;
 pub mod team_webhooks;
 pub mod teams;
 pub mod templates;
+pub mod uploads;
 pub mod users;
 
 use crate::db::PageRequest;
@@ -29,7 +30,8 @@ pub fn configure_api(cfg: &mut web::ServiceConfig) {
             .configure(reports::configure)
             .configure(integrations::configure)
             .configure(notifications::configure)
-            .configure(team_webhooks::configure),
+            .configure(team_webhooks::configure)
+            .configure(uploads::configure),
     );
 }
 

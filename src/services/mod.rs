@@ -4,3 +4,4 @@ pub mod accounts;
 pub mod chat_robots;
 pub mod deals;
 pub mod notify;
+pub mod uploads;

@@ -11,6 +11,7 @@ use fieldproof::config::Settings;
 use fieldproof::db;
 use fieldproof::services::accounts::{self, CreateUser};
 use fieldproof::startup::Application;
+use fieldproof::state::AppState;
 use fieldproof::storage::{self, BlobStore};
 use fieldproof_domain::account::Role;
 use reqwest::{Method, RequestBuilder, Response};
@@ -26,6 +27,8 @@ pub const JWT_KEY: &str = "test-signing-key-that-is-long-enough-0123456789";
 
 pub struct TestApp {
     pub address: String,
+    /// The running app's state, for tests that call services directly.
+    pub state: AppState,
     pub client: reqwest::Client,
     pub users: HashMap<&'static str, String>,
     pub teams: [String; 2],
@@ -186,9 +189,11 @@ async fn spawn_app_full(
     let app =
         Application::build_with_parts(settings.clone(), conn.clone(), blobs).expect("build app");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let state = app.state().clone();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
+        state,
         client: reqwest::Client::new(),
         users,
         teams,

@@ -15,3 +15,4 @@ mod notifications;
 mod ops;
 mod stalls;
 mod storage;
+mod uploads;

@@ -18,4 +18,5 @@ pub mod site;
 pub mod stall_alarm;
 pub mod team;
 pub mod team_webhook;
+pub mod upload_session;
 pub mod user;
