@@ -72,9 +72,17 @@ pub async fn sign_in(
     })
 }
 
-/// Who a session cookie belongs to, as the same [`Caller`] the API builds from a bearer token
-/// (the user re-read, so a disabled account stops at once), with the session's CSRF token.
-pub async fn resolve(state: &AppState, cookie_token: &str) -> ApiResult<Option<(Caller, String)>> {
+/// A live console session.
+pub struct Session {
+    /// The same caller the API builds from a bearer token, so every service call is scoped
+    /// identically.
+    pub caller: Caller,
+    pub csrf_token: String,
+    pub display_name: String,
+}
+
+/// Who a session cookie belongs to (the user re-read, so a disabled account stops at once).
+pub async fn resolve(state: &AppState, cookie_token: &str) -> ApiResult<Option<Session>> {
     let Some(session) =
         console_sessions::find_live(&state.db, &hash_token(cookie_token), db::now()).await?
     else {
@@ -83,16 +91,17 @@ pub async fn resolve(state: &AppState, cookie_token: &str) -> ApiResult<Option<(
     let Some(user) = db::users::find_active(&state.db, &session.user_id).await? else {
         return Ok(None);
     };
-    Ok(Some((
-        Caller {
+    Ok(Some(Session {
+        display_name: user.display_name,
+        caller: Caller {
             user_id: user.id,
             org_id: user.org_id,
             role: user.role,
             team_id: user.team_id,
             session_id: session.id,
         },
-        session.csrf_token,
-    )))
+        csrf_token: session.csrf_token,
+    }))
 }
 
 /// End a session (logout).

@@ -31,7 +31,7 @@ pub fn reviews_team(caller: &Caller, team_id: Option<&str>) -> bool {
 }
 
 /// Who may decide: supervisors of the evidence's team, and admins.
-fn decides(caller: &Caller, row: &evidence::Model) -> bool {
+pub fn decides(caller: &Caller, row: &evidence::Model) -> bool {
     match caller.role {
         Role::Admin => true,
         Role::Supervisor => caller.team_id.is_some() && row.team_id == caller.team_id,
