@@ -7,6 +7,7 @@
 
 mod auth;
 mod cli;
+mod console;
 mod customers;
 mod deals;
 mod errors;
