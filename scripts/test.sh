@@ -79,6 +79,13 @@ stop_s3() {
   fi
 }
 
+# Headless Chromium and a CJK font for the console's screenshot test (it is skipped without them).
+install_browser() {
+  if ! command -v chromium >/dev/null || ! fc-list 2>/dev/null | grep -qi "wqy\|noto sans cjk"; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null
+  fi
+}
+
 count_passed() { grep -Eo 'test result: ok\. [0-9]+ passed' "$1" | awk '{s += $4} END {print s + 0}'; }
 
 # The blob store contract tests (tests/api/storage.rs) that passed in a run's log.
@@ -88,6 +95,7 @@ logs=$(mktemp -d)
 trap stop_s3 EXIT
 start_postgres
 start_s3
+install_browser
 
 echo "==> all tests, database: SQLite (embedded default), blob store: local folder"
 cargo test --workspace 2>&1 | tee "$logs/sqlite.log"

@@ -89,6 +89,11 @@ pub struct Settings {
     /// The address users reach the app at (e.g. `https://crm.example.cn`), so links in chat
     /// messages are clickable. Unset: the link's path is shown as text.
     pub public_base_url: Option<String>,
+    /// Mark the console's session cookie `Secure`: `true`, `false`, or unset to decide per
+    /// request from its scheme (`https`, directly or as `X-Forwarded-Proto`/`Forwarded` says).
+    pub console_secure_cookie: Option<bool>,
+    /// How long a console sign-in lasts, hours (then the supervisor signs in again).
+    pub console_session_hours: i64,
 }
 
 /// The blob store backend, chosen once at startup.
@@ -139,6 +144,8 @@ impl Default for Settings {
             webhook_retry_max_secs: 3600,
             webhook_timeout_secs: 10,
             public_base_url: None,
+            console_secure_cookie: None,
+            console_session_hours: 12,
         }
     }
 }

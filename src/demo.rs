@@ -171,6 +171,10 @@ pub fn print_banner(settings: &Settings) {
         "  API docs: http://{}:{}/api/docs/",
         settings.host, settings.port
     );
+    println!(
+        "  console:  http://{}:{}/console/ (supervisor1, manager1, admin)",
+        settings.host, settings.port
+    );
     println!("  data:     {}", settings.data_dir.display());
     println!("  accounts (password `{DEMO_PASSWORD}`):");
     for (username, display, role, _) in DEMO_USERS {

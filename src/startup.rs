@@ -7,7 +7,7 @@ use crate::error::{self, ApiError, ErrorCode};
 use crate::jobs::Jobs;
 use crate::state::AppState;
 use crate::storage::{self, BlobStore};
-use crate::{db, openapi, ops, routes};
+use crate::{db, openapi, ops, routes, web as console};
 use actix_web::dev::Server;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context;
@@ -114,6 +114,7 @@ fn run(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
             .wrap_fn(ops::track)
             .configure(routes::health::configure)
             .configure(routes::configure_api)
+            .configure(console::configure)
             .service(openapi::docs())
             .default_service(web::to(unknown_route))
     });

@@ -2,6 +2,7 @@
 //! extractor every protected handler takes.
 
 pub mod caller;
+pub mod console;
 pub mod jwt;
 pub mod password;
 pub mod sessions;

@@ -189,6 +189,19 @@ pub async fn review_queue<C: ConnectionTrait>(
         .await
 }
 
+/// Every piece of evidence on a deal, oldest first (the deal page lists them under their node).
+pub async fn of_deal<C: ConnectionTrait>(
+    db: &C,
+    deal_id: &str,
+) -> Result<Vec<evidence::Model>, DbErr> {
+    evidence::Entity::find()
+        .filter(evidence::Column::DealId.eq(deal_id))
+        .order_by_asc(evidence::Column::Id)
+        .limit(500)
+        .all(db)
+        .await
+}
+
 /// Record that an upload of these bytes is under way, so the orphan sweep leaves them alone.
 pub async fn lease<C: ConnectionTrait>(db: &C, sha256: &str) -> Result<(), DbErr> {
     upload_lease::ActiveModel {

@@ -2,6 +2,7 @@
 //! Handlers never build queries; they call the repository functions here.
 
 pub mod audit;
+pub mod console_sessions;
 pub mod customers;
 pub mod deals;
 pub mod devices;

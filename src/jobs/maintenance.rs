@@ -1,5 +1,6 @@
-//! Housekeeping: expired resumable-upload sessions and orphan blobs (an upload that stored its
-//! bytes but never its row). Both are idempotent, so every instance may run them.
+//! Housekeeping: expired resumable-upload sessions, ended console sessions and orphan blobs (an
+//! upload that stored its bytes but never its row). All are idempotent, so every instance may run
+//! them.
 
 use crate::state::AppState;
 use std::time::Duration;
@@ -16,6 +17,12 @@ pub fn spawn(state: AppState, interval: Duration) -> tokio::task::JoinHandle<()>
                 Ok(0) => {}
                 Ok(n) => tracing::info!(sessions = n, "expired upload sessions removed"),
                 Err(e) => tracing::warn!(error = %e, "upload session sweep failed"),
+            }
+            match crate::db::console_sessions::prune(&state.db, now - time::Duration::days(1)).await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(sessions = n, "ended console sessions removed"),
+                Err(e) => tracing::warn!(error = %e, "console session sweep failed"),
             }
             match crate::services::evidence::sweep::sweep_orphans(&state, now, ORPHAN_GRACE).await {
                 Ok(0) => {}

@@ -93,7 +93,9 @@ pub struct DealView {
     pub created_at: OffsetDateTime,
 }
 
-async fn deal_view(state: &AppState, row: deal::Model) -> ApiResult<DealView> {
+/// The deal as clients see it: every node of its template with its state, runs and returns,
+/// and the current node's requirements (also the console's deal page).
+pub async fn deal_view(state: &AppState, row: deal::Model) -> ApiResult<DealView> {
     let template = engine::template_of(&state.db, &row).await?;
     let runs = repo::runs_of(&state.db, &row.id).await?;
     let current = row.current_node_key.clone();

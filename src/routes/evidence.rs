@@ -4,13 +4,11 @@
 
 use super::PageOf;
 use crate::auth::Caller;
-use crate::db::{self, deals as deal_repo, evidence as repo};
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::services::evidence::review::{self, ReviewItem};
 use crate::services::evidence::view::current_view;
 use crate::services::evidence::{self as intake, Ingested, Upload, UploadMeta, receive};
 use crate::state::AppState;
-use crate::storage::BlobKey;
 use actix_multipart::Multipart;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
@@ -201,21 +199,6 @@ async fn assembled_upload(
     })
 }
 
-async fn visible_evidence(
-    state: &AppState,
-    caller: &Caller,
-    id: &str,
-) -> ApiResult<crate::db::entities::evidence::Model> {
-    let row = repo::find(&state.db, id)
-        .await?
-        .filter(|r| r.org_id == caller.org_id)
-        .ok_or_else(ApiError::not_found)?;
-    deal_repo::find_visible(&state.db, caller, &row.deal_id)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    Ok(row)
-}
-
 /// The evidence with its verdict, checks, and any supervisor decision since.
 #[utoipa::path(tag = "evidence", responses((status = 200, body = intake::view::EvidenceView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 #[get("/evidence/{id}")]
@@ -224,7 +207,7 @@ async fn get_evidence(
     caller: Caller,
     id: web::Path<String>,
 ) -> ApiResult<web::Json<Value>> {
-    let row = visible_evidence(&state, &caller, &id).await?;
+    let row = review::visible(&state, &caller, &id).await?;
     let mut view = current_view(&row);
     if let Some(obj) = view.as_object_mut() {
         obj.insert(
@@ -249,22 +232,7 @@ async fn thumbnail(
     id: web::Path<String>,
     query: web::Query<SignedQuery>,
 ) -> ApiResult<HttpResponse> {
-    let fresh = query.exp >= db::now().unix_timestamp();
-    if !fresh
-        || !state
-            .url_signer
-            .verify(&format!("thumb:{id}:{}", query.exp), &query.sig)
-    {
-        return Err(ApiError::not_found());
-    }
-    let row = repo::find(&state.db, &id)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    let key = row.thumb_key.ok_or_else(ApiError::not_found)?;
-    let bytes = state
-        .blobs
-        .get(&BlobKey::parse(key).map_err(ApiError::internal)?)
-        .await?;
+    let bytes = review::granted_thumbnail(&state, &id, query.exp, &query.sig).await?;
     Ok(HttpResponse::Ok()
         .content_type("image/jpeg")
         .insert_header((header::CACHE_CONTROL, "private, max-age=600"))
@@ -297,41 +265,33 @@ async fn review_queue(
     query: web::Query<QueueQuery>,
 ) -> ApiResult<web::Json<PageOf<ReviewItem>>> {
     let query = query.into_inner();
-    let team = query.team_id.clone().or_else(|| {
-        if caller.is_admin() {
-            None
-        } else {
-            caller.team_id.clone()
-        }
-    });
-    if !(review::reviews_team(&caller, team.as_deref()) || (caller.is_admin() && team.is_none())) {
-        return Err(ApiError::not_found());
-    }
     let limit = query.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {
         return Err(ApiError::new(ErrorCode::InvalidQuery)
             .with_details(json!({"field": "limit", "reason": "must be 1-100"})));
     }
-    let filter = repo::QueueFilter {
-        org_id: caller.org_id.clone(),
-        team_id: team,
-        rep_id: query.rep_id,
-        check: query.check,
-        from: query.from,
-        to: query.to,
-    };
-    let rows = repo::review_queue(&state.db, &filter, query.cursor.as_deref(), limit + 1).await?;
-    let more = rows.len() as u64 > limit;
+    let page = review::queue(
+        &state,
+        &caller,
+        review::QueueRequest {
+            team_id: query.team_id,
+            rep_id: query.rep_id,
+            check: query.check,
+            from: query.from,
+            to: query.to,
+        },
+        query.cursor.as_deref(),
+        limit,
+    )
+    .await?;
     let mut items = Vec::new();
-    for row in rows.iter().take(limit as usize) {
+    for row in &page.items {
         items.push(review::item(&state, row).await?);
     }
-    let next_cursor = if more {
-        rows.get(limit as usize - 1).map(|r| r.id.clone())
-    } else {
-        None
-    };
-    Ok(web::Json(PageOf { items, next_cursor }))
+    Ok(web::Json(PageOf {
+        items,
+        next_cursor: page.next_cursor,
+    }))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -351,27 +311,8 @@ async fn decide(
     id: web::Path<String>,
     body: web::Json<DecisionRequest>,
 ) -> ApiResult<web::Json<Value>> {
-    let body = body.into_inner();
-    let approve = match body.decision.as_str() {
-        "approve" => true,
-        "reject" => false,
-        _ => {
-            return Err(ApiError::invalid_field(
-                "decision",
-                "approve or reject",
-                "须为 approve 或 reject",
-            ));
-        }
-    };
-    let reason = body.reason.trim();
-    if reason.chars().count() < 4 || reason.chars().count() > 2000 {
-        return Err(ApiError::invalid_field(
-            "reason",
-            "a reason of 4-2000 characters is required",
-            "须填写 4-2000 字的理由",
-        ));
-    }
+    let (approve, reason) = review::parse_decision(&body.decision, &body.reason)?;
     Ok(web::Json(
-        review::decide(&state, &caller, &id, approve, reason).await?,
+        review::decide(&state, &caller, &id, approve, &reason).await?,
     ))
 }

@@ -116,7 +116,8 @@ pub fn cells(runs: &[db::entities::node_run::Model]) -> Vec<HeatmapCell> {
         .collect()
 }
 
-fn to_csv(cells: &[HeatmapCell]) -> String {
+/// The cells as CSV, one row per rep × node.
+pub fn to_csv(cells: &[HeatmapCell]) -> String {
     let mut out = String::from(
         "rep_id,node,entered,completed,completion_rate,median_hours,mean_hours,returns\n",
     );
@@ -137,6 +138,37 @@ fn to_csv(cells: &[HeatmapCell]) -> String {
     out
 }
 
+/// The heatmap of a team for one ISO week, for admins and the team's manager or supervisor;
+/// any other team is not found.
+pub async fn team_heatmap(
+    state: &AppState,
+    caller: &Caller,
+    team_id: &str,
+    week: &str,
+) -> ApiResult<Heatmap> {
+    let team = db::teams::find(&state.db, &caller.org_id, team_id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let allowed = caller.is_admin()
+        || (caller.leads_team() && caller.team_id.as_deref() == Some(team.id.as_str()));
+    if !allowed {
+        return Err(ApiError::not_found());
+    }
+    let (from, to) = parse_iso_week(week).ok_or_else(|| {
+        ApiError::new(ErrorCode::InvalidQuery).with_details(
+            serde_json::json!({"field": "week", "reason": "expected an ISO week like 2026-W48"}),
+        )
+    })?;
+    let runs = db::deals::team_runs_between(&state.db, &team.id, from, to).await?;
+    Ok(Heatmap {
+        team_id: team.id,
+        week: week.to_owned(),
+        from,
+        to,
+        cells: cells(&runs),
+    })
+}
+
 /// The action heatmap of a team for one ISO week (admins, or the team's manager/supervisor).
 #[utoipa::path(tag = "reports", params(HeatmapQuery), responses((status = 200, body = Heatmap), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 #[get("/reports/heatmap")]
@@ -146,21 +178,7 @@ async fn heatmap(
     query: web::Query<HeatmapQuery>,
 ) -> ApiResult<HttpResponse> {
     let query = query.into_inner();
-    let team = db::teams::find(&state.db, &caller.org_id, &query.team_id)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    let allowed = caller.is_admin()
-        || (caller.leads_team() && caller.team_id.as_deref() == Some(team.id.as_str()));
-    if !allowed {
-        return Err(ApiError::not_found());
-    }
-    let (from, to) = parse_iso_week(&query.week).ok_or_else(|| {
-        ApiError::new(ErrorCode::InvalidQuery).with_details(
-            serde_json::json!({"field": "week", "reason": "expected an ISO week like 2026-W48"}),
-        )
-    })?;
-    let runs = db::deals::team_runs_between(&state.db, &team.id, from, to).await?;
-    let cells = cells(&runs);
+    let heatmap = team_heatmap(&state, &caller, &query.team_id, &query.week).await?;
     match query.format.as_deref() {
         Some("csv") => Ok(HttpResponse::Ok()
             .content_type("text/csv; charset=utf-8")
@@ -168,14 +186,8 @@ async fn heatmap(
                 "content-disposition",
                 format!("attachment; filename=\"heatmap-{}.csv\"", query.week),
             ))
-            .body(to_csv(&cells))),
-        None | Some("json") => Ok(HttpResponse::Ok().json(Heatmap {
-            team_id: team.id,
-            week: query.week,
-            from,
-            to,
-            cells,
-        })),
+            .body(to_csv(&heatmap.cells))),
+        None | Some("json") => Ok(HttpResponse::Ok().json(heatmap)),
         Some(_) => Err(ApiError::new(ErrorCode::InvalidQuery)
             .with_details(serde_json::json!({"field": "format", "reason": "json or csv"}))),
     }

@@ -10,15 +10,15 @@ use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-const SITE: (f64, f64) = (30.2281, 120.2986);
+pub(crate) const SITE: (f64, f64) = (30.2281, 120.2986);
 
-struct Setup {
-    deal: String,
-    rep: String,
+pub(crate) struct Setup {
+    pub deal: String,
+    pub rep: String,
 }
 
 /// A deal of rep_a at `site_survey`, site at SITE, visit window around now.
-async fn deal_at_site_survey(app: &TestApp, customer_name: &str) -> Setup {
+pub(crate) async fn deal_at_site_survey(app: &TestApp, customer_name: &str) -> Setup {
     let customer = app.customer_of("rep_a", customer_name).await;
     let rep = app.token("rep_a").await;
     let site: Value = app
@@ -69,7 +69,7 @@ async fn deal_at_site_survey(app: &TestApp, customer_name: &str) -> Setup {
 }
 
 /// A phone photo taken `minutes_ago` at (lat, lon), local time +08:00.
-fn photo(seed: u64, lat: f64, lon: f64, minutes_ago: i64) -> Vec<u8> {
+pub(crate) fn photo(seed: u64, lat: f64, lon: f64, minutes_ago: i64) -> Vec<u8> {
     let at = (OffsetDateTime::now_utc() - time::Duration::minutes(minutes_ago))
         .to_offset(time::macros::offset!(+8));
     let local = format!(
@@ -87,7 +87,7 @@ fn photo(seed: u64, lat: f64, lon: f64, minutes_ago: i64) -> Vec<u8> {
     )
 }
 
-fn form(capture_id: &str, tags: &[&str], bytes: Vec<u8>) -> Form {
+pub(crate) fn form(capture_id: &str, tags: &[&str], bytes: Vec<u8>) -> Form {
     Form::new()
         .part(
             "meta",
@@ -98,7 +98,7 @@ fn form(capture_id: &str, tags: &[&str], bytes: Vec<u8>) -> Form {
         .part("file", Part::bytes(bytes).file_name("IMG.jpg"))
 }
 
-async fn upload(
+pub(crate) async fn upload(
     app: &TestApp,
     token: &str,
     deal: &str,
@@ -116,7 +116,7 @@ async fn upload(
     .unwrap()
 }
 
-fn uuid() -> String {
+pub(crate) fn uuid() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 

@@ -7,6 +7,7 @@
 
 mod auth;
 mod cli;
+mod console;
 mod crash;
 mod customers;
 mod deals;

@@ -2,6 +2,7 @@
 
 pub mod activity;
 pub mod audit_event;
+pub mod console_session;
 pub mod contact;
 pub mod customer;
 pub mod customer_share;

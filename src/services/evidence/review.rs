@@ -31,12 +31,45 @@ pub fn reviews_team(caller: &Caller, team_id: Option<&str>) -> bool {
 }
 
 /// Who may decide: supervisors of the evidence's team, and admins.
-fn decides(caller: &Caller, row: &evidence::Model) -> bool {
+pub fn decides(caller: &Caller, row: &evidence::Model) -> bool {
     match caller.role {
         Role::Admin => true,
         Role::Supervisor => caller.team_id.is_some() && row.team_id == caller.team_id,
         Role::Manager | Role::Rep | Role::Presales | Role::Finance => false,
     }
+}
+
+/// `exp=…&sig=…`: a few minutes' permission to load this evidence's thumbnail, for whoever was
+/// shown it (the API's review item, the console's page).
+pub fn thumbnail_grant(state: &AppState, evidence_id: &str) -> String {
+    let exp = db::now().unix_timestamp() + THUMB_URL_TTL.as_secs() as i64;
+    let sig = state.url_signer.sign(&format!("thumb:{evidence_id}:{exp}"));
+    format!("exp={exp}&sig={sig}")
+}
+
+/// The thumbnail's bytes, if the grant is genuine and fresh; anything else is not found.
+pub async fn granted_thumbnail(
+    state: &AppState,
+    evidence_id: &str,
+    exp: i64,
+    sig: &str,
+) -> ApiResult<Vec<u8>> {
+    let fresh = exp >= db::now().unix_timestamp();
+    if !fresh
+        || !state
+            .url_signer
+            .verify(&format!("thumb:{evidence_id}:{exp}"), sig)
+    {
+        return Err(ApiError::not_found());
+    }
+    let row = repo::find(&state.db, evidence_id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let key = row.thumb_key.ok_or_else(ApiError::not_found)?;
+    Ok(state
+        .blobs
+        .get(&BlobKey::parse(key).map_err(ApiError::internal)?)
+        .await?)
 }
 
 /// A URL the console or phone can load the thumbnail from for a few minutes.
@@ -48,12 +81,100 @@ pub async fn thumbnail_url(state: &AppState, row: &evidence::Model) -> ApiResult
     if let Some(url) = state.blobs.presigned_get(&key, THUMB_URL_TTL).await? {
         return Ok(Some(url));
     }
-    let exp = db::now().unix_timestamp() + THUMB_URL_TTL.as_secs() as i64;
-    let sig = state.url_signer.sign(&format!("thumb:{}:{exp}", row.id));
     Ok(Some(format!(
-        "/api/v1/evidence/{}/thumbnail?exp={exp}&sig={sig}",
-        row.id
+        "/api/v1/evidence/{}/thumbnail?{}",
+        row.id,
+        thumbnail_grant(state, &row.id)
     )))
+}
+
+/// Evidence the caller may see: in their org, on a deal they can see; otherwise not found.
+pub async fn visible(state: &AppState, caller: &Caller, id: &str) -> ApiResult<evidence::Model> {
+    let row = repo::find(&state.db, id)
+        .await?
+        .filter(|r| r.org_id == caller.org_id)
+        .ok_or_else(ApiError::not_found)?;
+    deal_repo::find_visible(&state.db, caller, &row.deal_id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(row)
+}
+
+/// What a supervisor asks of the queue (API query or console filters).
+#[derive(Debug, Default, Clone)]
+pub struct QueueRequest {
+    /// Default: the caller's team (admins: the whole org).
+    pub team_id: Option<String>,
+    pub rep_id: Option<String>,
+    pub check: Option<String>,
+    pub from: Option<time::OffsetDateTime>,
+    pub to: Option<time::OffsetDateTime>,
+}
+
+/// One page of the review queue, newest first, scoped like every other read: a team the caller
+/// does not review is not found.
+pub async fn queue(
+    state: &AppState,
+    caller: &Caller,
+    request: QueueRequest,
+    cursor: Option<&str>,
+    limit: u64,
+) -> ApiResult<db::Page<evidence::Model>> {
+    let team = request.team_id.clone().or_else(|| {
+        if caller.is_admin() {
+            None
+        } else {
+            caller.team_id.clone()
+        }
+    });
+    if !(reviews_team(caller, team.as_deref()) || (caller.is_admin() && team.is_none())) {
+        return Err(ApiError::not_found());
+    }
+    let filter = repo::QueueFilter {
+        org_id: caller.org_id.clone(),
+        team_id: team,
+        rep_id: request.rep_id,
+        check: request.check,
+        from: request.from,
+        to: request.to,
+    };
+    let mut rows = repo::review_queue(&state.db, &filter, cursor, limit + 1).await?;
+    let more = rows.len() as u64 > limit;
+    rows.truncate(limit as usize);
+    let next_cursor = if more {
+        rows.last().map(|r| r.id.clone())
+    } else {
+        None
+    };
+    Ok(db::Page {
+        items: rows,
+        next_cursor,
+    })
+}
+
+/// A decision as the supervisor gave it: `approve` or `reject`, and a reason of 4-2000
+/// characters (shown to the rep, kept in the audit trail). Returns (approve, trimmed reason).
+pub fn parse_decision(decision: &str, reason: &str) -> ApiResult<(bool, String)> {
+    let approve = match decision {
+        "approve" => true,
+        "reject" => false,
+        _ => {
+            return Err(ApiError::invalid_field(
+                "decision",
+                "approve or reject",
+                "须为 approve 或 reject",
+            ));
+        }
+    };
+    let reason = reason.trim();
+    if reason.chars().count() < 4 || reason.chars().count() > 2000 {
+        return Err(ApiError::invalid_field(
+            "reason",
+            "a reason of 4-2000 characters is required",
+            "须填写 4-2000 字的理由",
+        ));
+    }
+    Ok((approve, reason.to_owned()))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
