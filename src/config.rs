@@ -36,6 +36,8 @@ pub struct Settings {
     pub refresh_token_ttl_days: i64,
     /// Largest JSON body accepted, bytes.
     pub max_json_bytes: usize,
+    /// Largest evidence file accepted (one-shot or resumable), bytes.
+    pub max_upload_bytes: u64,
     /// `pretty` or `json`.
     pub log_format: String,
     /// HTTP worker threads; 0 means one per core.
@@ -67,6 +69,24 @@ pub struct Settings {
     pub s3_read_timeout_secs: u64,
     /// Longest single attempt of one request (one 8 MiB part, one GET), seconds.
     pub s3_attempt_timeout_secs: u64,
+    /// Run the background jobs (the webhook outbox worker) in this process. Safe to leave on in
+    /// every instance: a message is claimed by one worker at a time.
+    pub jobs: bool,
+    /// How often the outbox worker looks for due messages, milliseconds.
+    pub jobs_poll_ms: u64,
+    /// How often stalled nodes are looked for, seconds.
+    pub stall_scan_secs: u64,
+    /// A webhook message is given up after this many failed attempts.
+    pub webhook_max_attempts: u32,
+    /// Delay before the first retry, milliseconds; doubles per attempt, with jitter.
+    pub webhook_retry_base_ms: u64,
+    /// Longest delay between two attempts, seconds.
+    pub webhook_retry_max_secs: u64,
+    /// Timeout of one webhook POST, seconds.
+    pub webhook_timeout_secs: u64,
+    /// The address users reach the app at (e.g. `https://crm.example.cn`), so links in chat
+    /// messages are clickable. Unset: the link's path is shown as text.
+    pub public_base_url: Option<String>,
 }
 
 /// The blob store backend, chosen once at startup.
@@ -91,6 +111,7 @@ impl Default for Settings {
             access_token_ttl_secs: 15 * 60,
             refresh_token_ttl_days: 30,
             max_json_bytes: 256 * 1024,
+            max_upload_bytes: 26_214_400,
             log_format: "pretty".into(),
             workers: 0,
             override_second_approver_above_fen: 100_000_000,
@@ -107,6 +128,14 @@ impl Default for Settings {
             s3_connect_timeout_ms: 2_000,
             s3_read_timeout_secs: 30,
             s3_attempt_timeout_secs: 120,
+            jobs: true,
+            jobs_poll_ms: 1000,
+            stall_scan_secs: 60,
+            webhook_max_attempts: 12,
+            webhook_retry_base_ms: 10_000,
+            webhook_retry_max_secs: 3600,
+            webhook_timeout_secs: 10,
+            public_base_url: None,
         }
     }
 }

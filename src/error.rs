@@ -74,6 +74,14 @@ error_codes! {
         "This callback was already received.", "该回调已处理过，拒绝重放。";
     SignatureInvalid => "signature_invalid", UNAUTHORIZED,
         "The callback signature or timestamp is not valid.", "回调签名或时间戳无效。";
+    UploadOffsetMismatch => "upload_offset_mismatch", CONFLICT,
+        "Upload-Offset is not where this upload stands; ask for the offset (HEAD) and continue from details.offset.",
+        "Upload-Offset 与该上传的当前进度不符，请先查询（HEAD）并从 details.offset 处继续。";
+    UploadIncomplete => "upload_incomplete", CONFLICT,
+        "This upload has not received all of its bytes yet.", "该上传尚未收齐全部数据。";
+    UploadCorrupt => "upload_corrupt", UNPROCESSABLE_ENTITY,
+        "The uploaded bytes do not match the declared size or SHA-256; upload the file again.",
+        "上传的数据与声明的大小或 SHA-256 不符，请重新上传。";
     PayloadTooLarge => "payload_too_large", PAYLOAD_TOO_LARGE,
         "The request body is too large.", "请求体过大。";
     UnsupportedMediaType => "unsupported_media_type", UNSUPPORTED_MEDIA_TYPE,

@@ -55,6 +55,16 @@ use utoipa_swagger_ui::SwaggerUi;
         routes::templates::create_template,
         routes::reports::heatmap,
         routes::integrations::esign_callback,
+        routes::notifications::list_notifications,
+        routes::notifications::unread_count,
+        routes::notifications::mark_read,
+        routes::notifications::mark_all_read,
+        routes::team_webhooks::list_webhooks,
+        routes::team_webhooks::create_webhook,
+        routes::team_webhooks::delete_webhook,
+        routes::uploads::create_upload,
+        routes::uploads::head_upload,
+        routes::uploads::patch_upload,
     ),
     modifiers(&ApiPrefix, &BearerAuth)
 )]

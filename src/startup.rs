@@ -4,6 +4,7 @@
 use crate::auth::jwt::AccessTokens;
 use crate::config::Settings;
 use crate::error::{self, ApiError, ErrorCode};
+use crate::jobs::Jobs;
 use crate::state::AppState;
 use crate::storage::{self, BlobStore};
 use crate::{db, openapi, ops, routes};
@@ -18,6 +19,8 @@ pub struct Application {
     port: u16,
     server: Server,
     state: AppState,
+    /// Background jobs (`FIELDPROOF_JOBS`); they stop when the application is dropped.
+    jobs: Jobs,
 }
 
 impl Application {
@@ -39,7 +42,8 @@ impl Application {
         Application::build_with_parts(settings, db, blobs)
     }
 
-    /// With a connected database; the blob store comes from `settings` (not yet checked).
+    /// Build on an open connection (the blob store comes from `settings`, not yet checked) and
+    /// start the background jobs the settings enable; must be called inside a tokio runtime.
     pub fn build_with_db(
         settings: Settings,
         db: DatabaseConnection,
@@ -64,10 +68,12 @@ impl Application {
             .with_context(|| format!("binding {}:{}", state.settings.host, state.settings.port))?;
         let port = listener.local_addr()?.port();
         let server = run(listener, state.clone())?;
+        let jobs = Jobs::start(&state.db, &state.settings)?;
         Ok(Application {
             port,
             server,
             state,
+            jobs,
         })
     }
 
@@ -80,7 +86,10 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let Application { server, jobs, .. } = self;
+        let result = server.await;
+        drop(jobs);
+        result
     }
 }
 

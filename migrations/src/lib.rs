@@ -6,6 +6,8 @@ pub use sea_orm_migration::prelude::*;
 mod m20261126_000001_accounts;
 mod m20261126_000002_customers;
 mod m20261126_000003_pipeline;
+mod m20261126_000004_notifications;
+mod m20261126_000006_uploads;
 
 pub struct Migrator;
 
@@ -16,6 +18,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000001_accounts::Migration),
             Box::new(m20261126_000002_customers::Migration),
             Box::new(m20261126_000003_pipeline::Migration),
+            Box::new(m20261126_000004_notifications::Migration),
+            Box::new(m20261126_000006_uploads::Migration),
         ]
     }
 }

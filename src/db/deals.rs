@@ -269,3 +269,47 @@ pub async fn team_runs_between<C: ConnectionTrait>(
         .all(db)
         .await
 }
+
+/// Open runs whose stall time has come, oldest first (the scheduler's scan; indexed).
+pub async fn stalled_runs<C: ConnectionTrait>(
+    db: &C,
+    now: OffsetDateTime,
+    limit: u64,
+) -> Result<Vec<node_run::Model>, DbErr> {
+    node_run::Entity::find()
+        .filter(node_run::Column::Outcome.eq(OPEN))
+        .filter(node_run::Column::StallAt.lte(now))
+        .filter(
+            node_run::Column::Id.not_in_subquery(
+                sea_orm::sea_query::Query::select()
+                    .column(super::entities::stall_alarm::Column::NodeRunId)
+                    .from(super::entities::stall_alarm::Entity)
+                    .to_owned(),
+            ),
+        )
+        .order_by_asc(node_run::Column::StallAt)
+        .limit(limit)
+        .all(db)
+        .await
+}
+
+/// Claim the alarm of a stalled run: true for exactly one caller across all instances.
+pub async fn claim_stall_alarm<C: ConnectionTrait>(
+    db: &C,
+    run_id: &str,
+    now: OffsetDateTime,
+) -> Result<bool, DbErr> {
+    use super::entities::stall_alarm;
+    let added = stall_alarm::Entity::insert(stall_alarm::ActiveModel {
+        node_run_id: Set(run_id.to_owned()),
+        created_at: Set(now),
+    })
+    .on_conflict(
+        sea_orm::sea_query::OnConflict::column(stall_alarm::Column::NodeRunId)
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(db)
+    .await?;
+    Ok(added == 1)
+}

@@ -5,10 +5,14 @@ pub mod audit;
 pub mod customers;
 pub mod deals;
 pub mod entities;
+pub mod notifications;
 pub mod orgs;
+pub mod outbox;
 pub mod sessions;
+pub mod team_webhooks;
 pub mod teams;
 pub mod templates;
+pub mod uploads;
 pub mod users;
 
 use crate::config::Settings;

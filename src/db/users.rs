@@ -189,3 +189,20 @@ pub async fn put_rep_profile<C: ConnectionTrait>(
     }
     Ok(())
 }
+
+/// Active users of a team with a given role (who to tell about the team's work).
+pub async fn team_members_with_role<C: ConnectionTrait>(
+    db: &C,
+    team_id: &str,
+    role: Role,
+) -> Result<Vec<User>, DbErr> {
+    user::Entity::find()
+        .filter(user::Column::TeamId.eq(team_id))
+        .filter(user::Column::Role.eq(role.as_str()))
+        .filter(user::Column::Active.eq(true))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(User::try_from)
+        .collect()
+}

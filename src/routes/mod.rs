@@ -5,9 +5,12 @@ pub mod customers;
 pub mod deals;
 pub mod health;
 pub mod integrations;
+pub mod notifications;
 pub mod reports;
+pub mod team_webhooks;
 pub mod teams;
 pub mod templates;
+pub mod uploads;
 pub mod users;
 
 use crate::db::PageRequest;
@@ -25,7 +28,10 @@ pub fn configure_api(cfg: &mut web::ServiceConfig) {
             .configure(deals::configure)
             .configure(templates::configure)
             .configure(reports::configure)
-            .configure(integrations::configure),
+            .configure(integrations::configure)
+            .configure(notifications::configure)
+            .configure(team_webhooks::configure)
+            .configure(uploads::configure),
     );
 }
 

@@ -1,4 +1,7 @@
-//! Use cases shared by the API, the CLI and the demo seeder.
+//! Use cases shared by the API, the CLI, the demo seeder and the background jobs.
 
 pub mod accounts;
+pub mod chat_robots;
 pub mod deals;
+pub mod notify;
+pub mod uploads;

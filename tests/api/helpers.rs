@@ -3,12 +3,15 @@
 //!
 //! Blob store: a folder in the test's temp dir by default; S3 when `FIELDPROOF_TEST_S3_ENDPOINT`
 //! names an S3-compatible server (each test then gets its own fresh bucket).
+//! `spawn_peer` starts a second instance on the same database, as a load balancer would run
+//! them.
 
 use fieldproof::auth::jwt::AccessTokens;
 use fieldproof::config::Settings;
 use fieldproof::db;
 use fieldproof::services::accounts::{self, CreateUser};
 use fieldproof::startup::Application;
+use fieldproof::state::AppState;
 use fieldproof::storage::{self, BlobStore};
 use fieldproof_domain::account::Role;
 use reqwest::{Method, RequestBuilder, Response};
@@ -24,11 +27,21 @@ pub const JWT_KEY: &str = "test-signing-key-that-is-long-enough-0123456789";
 
 pub struct TestApp {
     pub address: String,
-    pub db: DatabaseConnection,
+    /// The running app's state, for tests that call services directly.
+    pub state: AppState,
     pub client: reqwest::Client,
     pub users: HashMap<&'static str, String>,
     pub teams: [String; 2],
+    pub org_id: String,
+    /// A connection of the test's own to the app's database (for calling services directly).
+    pub db: DatabaseConnection,
+    settings: Settings,
     _data_dir: tempfile::TempDir,
+}
+
+/// Another instance of the application on a [`TestApp`]'s database.
+pub struct PeerApp {
+    pub address: String,
 }
 
 fn announce_backend(name: &str) {
@@ -130,11 +143,23 @@ async fn fresh_database(dir: &std::path::Path) -> String {
 }
 
 pub async fn spawn_app() -> TestApp {
-    spawn_app_with_blobs(None).await
+    spawn_app_full(None, |_| {}).await
 }
 
 /// `spawn_app` with a given blob store instead of the one this run tests (e.g. one that is down).
 pub async fn spawn_app_with_blobs(blobs: Option<Arc<dyn BlobStore>>) -> TestApp {
+    spawn_app_full(blobs, |_| {}).await
+}
+
+/// `spawn_app` with settings adjusted first (e.g. background jobs on or off, faster polling).
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_full(None, configure).await
+}
+
+async fn spawn_app_full(
+    blobs: Option<Arc<dyn BlobStore>>,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
     let data_dir = tempfile::tempdir().expect("temp dir");
     let url = fresh_database(data_dir.path()).await;
     let mut settings = Settings {
@@ -149,6 +174,7 @@ pub async fn spawn_app_with_blobs(blobs: Option<Arc<dyn BlobStore>>) -> TestApp 
         ..Settings::default()
     };
     use_test_blob_store(&mut settings);
+    configure(&mut settings);
     let blobs = match blobs {
         Some(given) => given,
         None => {
@@ -159,21 +185,47 @@ pub async fn spawn_app_with_blobs(blobs: Option<Arc<dyn BlobStore>>) -> TestApp 
     };
     let conn = db::connect(&settings).await.expect("connect");
     db::migrate_up(&conn).await.expect("migrate");
-    let (users, teams) = seed(&conn).await;
-    let app = Application::build_with_parts(settings, conn.clone(), blobs).expect("build app");
+    let (org_id, users, teams) = seed(&conn).await;
+    let app =
+        Application::build_with_parts(settings.clone(), conn.clone(), blobs).expect("build app");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let state = app.state().clone();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
-        db: conn,
+        state,
         client: reqwest::Client::new(),
         users,
         teams,
+        org_id,
+        db: conn,
+        settings,
         _data_dir: data_dir,
     }
 }
 
-async fn seed(conn: &DatabaseConnection) -> (HashMap<&'static str, String>, [String; 2]) {
+impl TestApp {
+    /// Another connection pool to this app's database, as a second process would have.
+    pub async fn connect_again(&self) -> DatabaseConnection {
+        db::connect(&self.settings)
+            .await
+            .expect("second connection")
+    }
+
+    /// A second application (own pool, own port, own background jobs) on this app's database:
+    /// the same SQLite file or the same PostgreSQL database.
+    pub async fn spawn_peer(&self, configure: impl FnOnce(&mut Settings)) -> PeerApp {
+        let mut settings = self.settings.clone();
+        configure(&mut settings);
+        let conn = db::connect(&settings).await.expect("peer connect");
+        let app = Application::build_with_db(settings, conn).expect("build peer");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
+        PeerApp { address }
+    }
+}
+
+async fn seed(conn: &DatabaseConnection) -> (String, HashMap<&'static str, String>, [String; 2]) {
     let org = db::orgs::create(conn, "Test Org").await.expect("org");
     let mut team_ids = Vec::new();
     for name in ["East", "South"] {
@@ -220,7 +272,7 @@ async fn seed(conn: &DatabaseConnection) -> (HashMap<&'static str, String>, [Str
         users.insert(username, user.id);
     }
     let teams = [team_ids[0].clone(), team_ids[1].clone()];
-    (users, teams)
+    (org.id, users, teams)
 }
 
 impl TestApp {

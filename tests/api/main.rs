@@ -11,5 +11,8 @@ mod customers;
 mod deals;
 mod errors;
 mod helpers;
+mod notifications;
 mod ops;
+mod stalls;
 mod storage;
+mod uploads;

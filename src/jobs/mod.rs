@@ -1,0 +1,42 @@
+//! Background jobs that run inside `serve`, next to the HTTP server, in every instance.
+//!
+//! Each job keeps its state in the database and takes work with leases, so running it in N
+//! processes at once is safe; `FIELDPROOF_JOBS=false` keeps a process to HTTP only.
+
+pub mod outbox;
+pub mod stalls;
+
+use crate::config::Settings;
+use sea_orm::DatabaseConnection;
+use tokio::task::JoinHandle;
+
+/// The running jobs of one application; dropping it stops them (a half-sent message is picked
+/// up again by any instance once its lease runs out).
+#[derive(Default)]
+pub struct Jobs {
+    handles: Vec<JoinHandle<()>>,
+}
+
+impl Jobs {
+    /// Start every job the settings enable, on the current tokio runtime.
+    pub fn start(db: &DatabaseConnection, settings: &Settings) -> anyhow::Result<Jobs> {
+        let mut jobs = Jobs::default();
+        if settings.jobs {
+            jobs.handles.push(outbox::spawn(db.clone(), settings)?);
+            jobs.handles.push(stalls::spawn(
+                db.clone(),
+                std::time::Duration::from_secs(settings.stall_scan_secs.max(1)),
+                std::sync::Arc::new(crate::db::now),
+            ));
+        }
+        Ok(jobs)
+    }
+}
+
+impl Drop for Jobs {
+    fn drop(&mut self) {
+        for handle in &self.handles {
+            handle.abort();
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! `notify`: the one call a producer (stall alarms, approvals, …) makes to tell people something.
+//!
+//! It only writes rows — inbox entries and outbox messages for the team's chat robots — on the
+//! connection it is given, so it joins the producer's transaction: the notice exists exactly when
+//! the change that caused it commits. The network is touched later, by `jobs::outbox`.
+//!
+//! Idempotent by `dedup_key`: calling again with the same key adds nothing (unique indexes and
+//! `ON CONFLICT DO NOTHING`, the same on SQLite and PostgreSQL), so a producer that retries or
+//! runs on several instances at once cannot notify twice.
+
+use crate::db::{self, notifications, outbox, team_webhooks};
+use crate::services::chat_robots::RobotMessage;
+use sea_orm::{ConnectionTrait, DbErr};
+
+/// Something to tell some people, in both languages.
+#[derive(Debug, Clone)]
+pub struct Notice {
+    pub org_id: String,
+    /// Users whose inbox gets it; ids outside `org_id` are ignored (and logged).
+    pub recipients: Vec<String>,
+    /// When set, every active webhook of this team (of `org_id`) gets the message too.
+    pub team_id: Option<String>,
+    /// Stable machine name, e.g. `stall_alarm`.
+    pub kind: String,
+    pub title_en: String,
+    pub title_zh: String,
+    pub body_en: String,
+    pub body_zh: String,
+    /// Where the app should take the reader, e.g. `/api/v1/deals/{id}`.
+    pub link: Option<String>,
+    /// Names the event (e.g. `stall:{node_run_id}`): the same key never lands twice in one inbox
+    /// nor twice in one webhook's queue. `None`: every call is a new event.
+    pub dedup_key: Option<String>,
+}
+
+/// What one call added (zero and zero on a repeated `dedup_key`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Notified {
+    pub inbox_added: usize,
+    pub webhooks_queued: usize,
+}
+
+/// Write the inbox rows and queue one outbox message per active webhook of the team.
+pub async fn notify<C: ConnectionTrait>(db: &C, notice: Notice) -> Result<Notified, DbErr> {
+    let mut recipients = notice.recipients.clone();
+    recipients.sort();
+    recipients.dedup();
+    let members = notifications::members_of_org(db, &notice.org_id, &recipients).await?;
+    if members.len() != recipients.len() {
+        // A producer bug, not a user error: never deliver across orgs, but say so.
+        tracing::warn!(
+            kind = %notice.kind,
+            skipped = recipients.len() - members.len(),
+            "notify: recipients outside the org were skipped"
+        );
+    }
+
+    let mut result = Notified::default();
+    for user_id in &members {
+        let added = notifications::insert_unless_duplicate(
+            db,
+            notifications::NewNotification {
+                org_id: &notice.org_id,
+                user_id,
+                kind: &notice.kind,
+                title_en: &notice.title_en,
+                title_zh: &notice.title_zh,
+                body_en: &notice.body_en,
+                body_zh: &notice.body_zh,
+                link: notice.link.as_deref(),
+                dedup_key: notice.dedup_key.as_deref(),
+            },
+        )
+        .await?;
+        result.inbox_added += usize::from(added);
+    }
+
+    let Some(team_id) = &notice.team_id else {
+        return Ok(result);
+    };
+    let message = RobotMessage {
+        kind: notice.kind.clone(),
+        title_en: notice.title_en.clone(),
+        title_zh: notice.title_zh.clone(),
+        body_en: notice.body_en.clone(),
+        body_zh: notice.body_zh.clone(),
+        link: notice.link.clone(),
+    };
+    let payload = serde_json::to_value(&message).map_err(|e| DbErr::Custom(e.to_string()))?;
+    for hook in team_webhooks::active_for_team(db, &notice.org_id, team_id).await? {
+        let dedup_key = match &notice.dedup_key {
+            Some(key) => format!("{}:{}:{key}", outbox::TOPIC_TEAM_WEBHOOK, hook.id),
+            None => db::new_id(),
+        };
+        let queued = outbox::enqueue(
+            db,
+            outbox::NewOutboxRow {
+                org_id: notice.org_id.clone(),
+                topic: outbox::TOPIC_TEAM_WEBHOOK,
+                target_id: hook.id,
+                payload: payload.clone(),
+                dedup_key,
+            },
+        )
+        .await?;
+        result.webhooks_queued += usize::from(queued);
+    }
+    Ok(result)
+}
