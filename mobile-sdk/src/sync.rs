@@ -443,3 +443,74 @@ pub fn parse_evidence(body: &Value) -> ParsedEvidence {
         reasons,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(status: u16, code: &str) -> CallError {
+        CallError::Status {
+            status,
+            code: code.into(),
+            message: String::new(),
+            message_zh: String::new(),
+            details: Value::Null,
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn failures_are_sorted_into_retry_refresh_and_give_up() {
+        assert!(matches!(
+            Failure::from(status(503, "service_unavailable")),
+            Failure::Transient(_)
+        ));
+        assert!(matches!(
+            Failure::from(status(429, "too_many_requests")),
+            Failure::Transient(_)
+        ));
+        assert!(matches!(
+            Failure::from(CallError::Transport("reset".into())),
+            Failure::Transient(_)
+        ));
+        assert!(matches!(
+            Failure::from(status(401, "unauthorized")),
+            Failure::Unauthorized
+        ));
+        assert!(matches!(
+            Failure::from(status(409, "capture_conflict")),
+            Failure::Permanent(_)
+        ));
+        assert!(matches!(
+            Failure::from(status(415, "unsupported_media_type")),
+            Failure::Permanent(_)
+        ));
+    }
+
+    #[test]
+    fn an_evidence_body_gives_state_reasons_and_id() {
+        let body = json!({
+            "id": "ev-1", "verdict": "rejected",
+            "checks": [
+                {"code": "outside_site", "outcome": "fail", "message": "420 m outside", "message_zh": "超出"},
+                {"code": "gps_missing", "outcome": "pass", "message": "", "message_zh": ""}
+            ]
+        });
+        let parsed = parse_evidence(&body);
+        assert_eq!(parsed.state, ItemState::Rejected);
+        assert_eq!(parsed.evidence_id.as_deref(), Some("ev-1"));
+        assert_eq!(parsed.reasons.len(), 1);
+        assert_eq!(parsed.reasons[0].code, "outside_site");
+        assert_eq!(
+            parse_evidence(&json!({"verdict": "passed"})).state,
+            ItemState::Accepted
+        );
+    }
+
+    #[test]
+    fn the_device_handle_can_cross_threads_and_an_ffi_boundary() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<crate::FieldDevice>();
+        send_sync::<crate::queue::Queue>();
+    }
+}
