@@ -333,3 +333,65 @@ fn a_revoked_session_stops_sync_cleanly_and_keeps_the_queue() {
     assert!(!items[0].state.is_terminal(), "{items:?}");
     assert!(Path::new(&items[0].photo_path).exists());
 }
+
+#[test]
+fn a_patch_cut_off_mid_body_resumes_from_the_servers_offset() {
+    let server = DemoServer::start();
+    let rep = Admin::login(&server.url(), "rep1");
+    // The first connection is cut 200 kB into the request; later ones pass.
+    let proxy = FaultProxy::start(server.addr, vec![Fault::DropAfter(200_000)]);
+    let api = fieldproof_mobile::api::ApiClient::new(&proxy.url()).expect("client");
+    let bytes = support::photos::padded_jpeg(42, 600_000);
+    let file = tempfile::NamedTempFile::new().expect("file");
+    std::fs::write(file.path(), &bytes).expect("write");
+    let sha = fieldproof_domain::evidence::ContentHash::of(&bytes).to_hex();
+    let capture_id = uuid::Uuid::now_v7().to_string();
+    proxy.set_faults(false);
+    let upload = api
+        .create_upload(&rep.token, &capture_id, 600_000, &sha)
+        .expect("create");
+    assert_eq!(upload.offset, 0);
+    proxy.set_faults(true);
+    // A fresh client: a new connection, which the proxy cuts mid-body.
+    let cut = fieldproof_mobile::api::ApiClient::new(&proxy.url()).expect("client");
+    let err = cut
+        .patch_upload(&rep.token, &upload.upload_id, file.path(), 0, 600_000)
+        .expect_err("cut mid-body");
+    assert!(err.is_transient(), "{err}");
+    proxy.set_faults(false);
+    let mut offset = api
+        .upload_offset(&rep.token, &upload.upload_id)
+        .expect("HEAD");
+    assert!(offset < 600_000, "offset {offset}");
+    // The server may still be saving the cut piece when HEAD answers: a 409 then says where
+    // it really stands (what the sync engine does too).
+    for _ in 0..5 {
+        match api.patch_upload(
+            &rep.token,
+            &upload.upload_id,
+            file.path(),
+            offset,
+            600_000 - offset,
+        ) {
+            Ok(done) => {
+                offset = done;
+                break;
+            }
+            Err(fieldproof_mobile::api::CallError::Status {
+                status: 409,
+                details,
+                ..
+            }) => {
+                offset = details["offset"].as_u64().expect("details.offset");
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(offset, 600_000);
+    // Creating again with the same capture_id returns the same upload, complete.
+    let again = api
+        .create_upload(&rep.token, &capture_id, 600_000, &sha)
+        .expect("again");
+    assert_eq!(again.upload_id, upload.upload_id);
+    assert_eq!(again.offset, 600_000);
+}
