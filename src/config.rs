@@ -76,6 +76,8 @@ pub struct Settings {
     pub jobs_poll_ms: u64,
     /// How often stalled nodes are looked for, seconds.
     pub stall_scan_secs: u64,
+    /// How often expired upload sessions and orphan blobs are cleaned up, seconds.
+    pub maintenance_interval_secs: u64,
     /// A webhook message is given up after this many failed attempts.
     pub webhook_max_attempts: u32,
     /// Delay before the first retry, milliseconds; doubles per attempt, with jitter.
@@ -131,6 +133,7 @@ impl Default for Settings {
             jobs: true,
             jobs_poll_ms: 1000,
             stall_scan_secs: 60,
+            maintenance_interval_secs: 3600,
             webhook_max_attempts: 12,
             webhook_retry_base_ms: 10_000,
             webhook_retry_max_secs: 3600,

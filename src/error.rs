@@ -82,6 +82,12 @@ error_codes! {
     UploadCorrupt => "upload_corrupt", UNPROCESSABLE_ENTITY,
         "The uploaded bytes do not match the declared size or SHA-256; upload the file again.",
         "上传的数据与声明的大小或 SHA-256 不符，请重新上传。";
+    CaptureConflict => "capture_conflict", CONFLICT,
+        "This capture id was already used for a different file.", "该拍摄编号已用于另一张照片。";
+    ManifestInvalid => "manifest_invalid", UNPROCESSABLE_ENTITY,
+        "The capture manifest is not valid.", "拍摄记录无效。";
+    ReviewClosed => "review_closed", CONFLICT,
+        "This evidence is not waiting for a review decision.", "该证据不在待审核状态。";
     PayloadTooLarge => "payload_too_large", PAYLOAD_TOO_LARGE,
         "The request body is too large.", "请求体过大。";
     UnsupportedMediaType => "unsupported_media_type", UNSUPPORTED_MEDIA_TYPE,

@@ -62,13 +62,19 @@ impl Application {
             db,
             blobs,
             tokens: AccessTokens::new(&key, settings.access_token_ttl_secs),
+            verify_slots: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(2),
+            )),
+            url_signer: crate::state::UrlSigner::new(&key),
             settings: Arc::new(settings),
         };
         let listener = TcpListener::bind((state.settings.host.as_str(), state.settings.port))
             .with_context(|| format!("binding {}:{}", state.settings.host, state.settings.port))?;
         let port = listener.local_addr()?.port();
         let server = run(listener, state.clone())?;
-        let jobs = Jobs::start(&state.db, &state.settings)?;
+        let jobs = Jobs::start(&state)?;
         Ok(Application {
             port,
             server,

@@ -14,4 +14,44 @@ pub struct AppState {
     pub blobs: Arc<dyn BlobStore>,
     pub tokens: AccessTokens,
     pub settings: Arc<Settings>,
+    /// Evidence verification is CPU-bound: at most one file per core is decoded at a time, off
+    /// the async threads, so uploads queue instead of starving request handling or memory.
+    pub verify_slots: Arc<tokio::sync::Semaphore>,
+    /// Signs short-lived URLs (thumbnails from the folder store).
+    pub url_signer: UrlSigner,
+}
+
+/// HMAC signer of short-lived URLs, keyed with the deployment's signing key.
+#[derive(Clone)]
+pub struct UrlSigner(Arc<secrecy::SecretSlice<u8>>);
+
+impl UrlSigner {
+    pub fn new(key: &secrecy::SecretString) -> Self {
+        use secrecy::ExposeSecret;
+        let bytes = format!("url-signing:{}", key.expose_secret()).into_bytes();
+        UrlSigner(Arc::new(secrecy::SecretSlice::from(bytes)))
+    }
+
+    pub fn sign(&self, message: &str) -> String {
+        use hmac::{Hmac, Mac};
+        use secrecy::ExposeSecret;
+        let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(self.0.expose_secret()) else {
+            return String::new();
+        };
+        mac.update(message.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    pub fn verify(&self, message: &str, signature: &str) -> bool {
+        use hmac::{Hmac, Mac};
+        use secrecy::ExposeSecret;
+        let Ok(given) = hex::decode(signature) else {
+            return false;
+        };
+        let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(self.0.expose_secret()) else {
+            return false;
+        };
+        mac.update(message.as_bytes());
+        mac.verify_slice(&given).is_ok()
+    }
 }

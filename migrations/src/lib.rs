@@ -7,6 +7,7 @@ mod m20261126_000001_accounts;
 mod m20261126_000002_customers;
 mod m20261126_000003_pipeline;
 mod m20261126_000004_notifications;
+mod m20261126_000005_evidence;
 mod m20261126_000006_uploads;
 
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000002_customers::Migration),
             Box::new(m20261126_000003_pipeline::Migration),
             Box::new(m20261126_000004_notifications::Migration),
+            Box::new(m20261126_000005_evidence::Migration),
             Box::new(m20261126_000006_uploads::Migration),
         ]
     }

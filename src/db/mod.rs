@@ -4,7 +4,9 @@
 pub mod audit;
 pub mod customers;
 pub mod deals;
+pub mod devices;
 pub mod entities;
+pub mod evidence;
 pub mod notifications;
 pub mod orgs;
 pub mod outbox;

@@ -3,11 +3,11 @@
 //! Each job keeps its state in the database and takes work with leases, so running it in N
 //! processes at once is safe; `FIELDPROOF_JOBS=false` keeps a process to HTTP only.
 
+pub mod maintenance;
 pub mod outbox;
 pub mod stalls;
 
-use crate::config::Settings;
-use sea_orm::DatabaseConnection;
+use crate::state::AppState;
 use tokio::task::JoinHandle;
 
 /// The running jobs of one application; dropping it stops them (a half-sent message is picked
@@ -19,7 +19,8 @@ pub struct Jobs {
 
 impl Jobs {
     /// Start every job the settings enable, on the current tokio runtime.
-    pub fn start(db: &DatabaseConnection, settings: &Settings) -> anyhow::Result<Jobs> {
+    pub fn start(state: &AppState) -> anyhow::Result<Jobs> {
+        let (db, settings) = (&state.db, &state.settings);
         let mut jobs = Jobs::default();
         if settings.jobs {
             jobs.handles.push(outbox::spawn(db.clone(), settings)?);
@@ -27,6 +28,10 @@ impl Jobs {
                 db.clone(),
                 std::time::Duration::from_secs(settings.stall_scan_secs.max(1)),
                 std::sync::Arc::new(crate::db::now),
+            ));
+            jobs.handles.push(maintenance::spawn(
+                state.clone(),
+                std::time::Duration::from_secs(settings.maintenance_interval_secs.max(1)),
             ));
         }
         Ok(jobs)

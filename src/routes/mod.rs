@@ -3,6 +3,8 @@
 pub mod auth;
 pub mod customers;
 pub mod deals;
+pub mod devices;
+pub mod evidence;
 pub mod health;
 pub mod integrations;
 pub mod notifications;
@@ -26,6 +28,8 @@ pub fn configure_api(cfg: &mut web::ServiceConfig) {
             .configure(teams::configure)
             .configure(customers::configure)
             .configure(deals::configure)
+            .configure(devices::configure)
+            .configure(evidence::configure)
             .configure(templates::configure)
             .configure(reports::configure)
             .configure(integrations::configure)

@@ -3,5 +3,6 @@
 pub mod accounts;
 pub mod chat_robots;
 pub mod deals;
+pub mod evidence;
 pub mod notify;
 pub mod uploads;

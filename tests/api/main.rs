@@ -10,9 +10,12 @@ mod cli;
 mod customers;
 mod deals;
 mod errors;
+mod evidence;
 mod helpers;
 mod notifications;
 mod ops;
+#[path = "../../domain/tests/support/mod.rs"]
+mod photos;
 mod stalls;
 mod storage;
 mod uploads;

@@ -42,7 +42,7 @@ fn pseudo_random_bytes(len: usize, seed: u64) -> Vec<u8> {
 }
 
 /// An S3 store pointed at a port where nothing listens.
-fn unreachable_s3_store() -> Arc<dyn BlobStore> {
+pub fn unreachable_s3_store() -> Arc<dyn BlobStore> {
     let closed_port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.local_addr().expect("addr").port()

@@ -1,0 +1,19 @@
+//! Row of `evidence_bands` (mirrors the migration; conversions to domain types live in the repositories).
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "evidence_bands")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub evidence_id: String,
+    pub org_id: String,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub band: i32,
+    pub value: i32,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,257 @@
+//! Evidence rows, their perceptual-hash bands, and the queries the checks need as history.
+//!
+//! Near-duplicate search at scale: the 64-bit perceptual hash is cut into eight 8-bit bands,
+//! each indexed by (org, band, value). Two hashes within Hamming distance 7 share at least one
+//! band exactly (pigeonhole), so a lookup of the eight bands finds every such candidate through
+//! the index; the exact distance is then computed on the few candidates. Pairs 8–10 bits apart
+//! are found when they also share a band, which most do.
+
+use super::entities::{evidence, evidence_band, upload_lease};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
+};
+use time::OffsetDateTime;
+
+pub const REVIEW_NONE: &str = "none";
+pub const REVIEW_PENDING: &str = "pending";
+pub const REVIEW_APPROVED: &str = "approved";
+pub const REVIEW_REJECTED: &str = "rejected";
+
+pub fn bands(phash: u64) -> [i32; 8] {
+    let mut out = [0; 8];
+    for (i, band) in out.iter_mut().enumerate() {
+        *band = ((phash >> (i * 8)) & 0xFF) as i32;
+    }
+    out
+}
+
+pub async fn find_by_capture<C: ConnectionTrait>(
+    db: &C,
+    org_id: &str,
+    capture_id: &str,
+) -> Result<Option<evidence::Model>, DbErr> {
+    evidence::Entity::find()
+        .filter(evidence::Column::OrgId.eq(org_id))
+        .filter(evidence::Column::CaptureId.eq(capture_id))
+        .one(db)
+        .await
+}
+
+pub async fn find<C: ConnectionTrait>(db: &C, id: &str) -> Result<Option<evidence::Model>, DbErr> {
+    evidence::Entity::find_by_id(id.to_owned()).one(db).await
+}
+
+/// Insert the row and its bands (inside the caller's transaction).
+pub async fn insert<C: ConnectionTrait>(
+    db: &C,
+    row: evidence::ActiveModel,
+    phash: Option<u64>,
+) -> Result<evidence::Model, DbErr> {
+    let row = row.insert(db).await?;
+    if let Some(phash) = phash {
+        for (band, value) in bands(phash).into_iter().enumerate() {
+            evidence_band::ActiveModel {
+                evidence_id: Set(row.id.clone()),
+                org_id: Set(row.org_id.clone()),
+                band: Set(band as i32),
+                value: Set(value),
+            }
+            .insert(db)
+            .await?;
+        }
+    }
+    Ok(row)
+}
+
+pub async fn save<C: ConnectionTrait>(
+    db: &C,
+    row: evidence::ActiveModel,
+) -> Result<evidence::Model, DbErr> {
+    row.update(db).await
+}
+
+/// Other evidence of the org with exactly these bytes.
+pub async fn same_bytes<C: ConnectionTrait>(
+    db: &C,
+    org_id: &str,
+    sha256: &str,
+    capture_id: &str,
+) -> Result<Vec<evidence::Model>, DbErr> {
+    evidence::Entity::find()
+        .filter(evidence::Column::OrgId.eq(org_id))
+        .filter(evidence::Column::Sha256.eq(sha256))
+        .filter(evidence::Column::CaptureId.ne(capture_id))
+        .limit(20)
+        .all(db)
+        .await
+}
+
+/// Evidence of the org sharing a perceptual-hash band with `phash` (candidates, not verdicts).
+pub async fn near_candidates<C: ConnectionTrait>(
+    db: &C,
+    org_id: &str,
+    phash: u64,
+    capture_id: &str,
+) -> Result<Vec<evidence::Model>, DbErr> {
+    let mut any_band = Condition::any();
+    for (band, value) in bands(phash).into_iter().enumerate() {
+        any_band = any_band.add(
+            Condition::all()
+                .add(evidence_band::Column::Band.eq(band as i32))
+                .add(evidence_band::Column::Value.eq(value)),
+        );
+    }
+    let ids: Vec<String> = evidence_band::Entity::find()
+        .select_only()
+        .column(evidence_band::Column::EvidenceId)
+        .filter(evidence_band::Column::OrgId.eq(org_id))
+        .filter(any_band)
+        .distinct()
+        .limit(2000)
+        .into_tuple()
+        .all(db)
+        .await?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    evidence::Entity::find()
+        .filter(evidence::Column::Id.is_in(ids))
+        .filter(evidence::Column::CaptureId.ne(capture_id))
+        .all(db)
+        .await
+}
+
+/// The uploader's captures within `window` of `at` that have a time and a place.
+pub async fn captures_around<C: ConnectionTrait>(
+    db: &C,
+    uploader_id: &str,
+    at: OffsetDateTime,
+    window: time::Duration,
+    capture_id: &str,
+) -> Result<Vec<evidence::Model>, DbErr> {
+    evidence::Entity::find()
+        .filter(evidence::Column::UploaderId.eq(uploader_id))
+        .filter(evidence::Column::CapturedAt.gte(at - window))
+        .filter(evidence::Column::CapturedAt.lte(at + window))
+        .filter(evidence::Column::CaptureLat.is_not_null())
+        .filter(evidence::Column::CaptureId.ne(capture_id))
+        .limit(200)
+        .all(db)
+        .await
+}
+
+/// Filters of the review queue.
+#[derive(Debug, Default)]
+pub struct QueueFilter {
+    pub org_id: String,
+    /// None: the whole org (admins).
+    pub team_id: Option<String>,
+    pub rep_id: Option<String>,
+    pub check: Option<String>,
+    pub from: Option<OffsetDateTime>,
+    pub to: Option<OffsetDateTime>,
+}
+
+/// Pending evidence, newest first; `before` is the last id of the previous page.
+pub async fn review_queue<C: ConnectionTrait>(
+    db: &C,
+    filter: &QueueFilter,
+    before: Option<&str>,
+    limit: u64,
+) -> Result<Vec<evidence::Model>, DbErr> {
+    let mut query = evidence::Entity::find()
+        .filter(evidence::Column::OrgId.eq(filter.org_id.as_str()))
+        .filter(evidence::Column::ReviewState.eq(REVIEW_PENDING));
+    if let Some(team) = &filter.team_id {
+        query = query.filter(evidence::Column::TeamId.eq(team.as_str()));
+    }
+    if let Some(rep) = &filter.rep_id {
+        query = query.filter(evidence::Column::UploaderId.eq(rep.as_str()));
+    }
+    if let Some(code) = &filter.check {
+        query = query.filter(evidence::Column::Findings.contains(format!(",{code},")));
+    }
+    if let Some(from) = filter.from {
+        query = query.filter(evidence::Column::ReceivedAt.gte(from));
+    }
+    if let Some(to) = filter.to {
+        query = query.filter(evidence::Column::ReceivedAt.lt(to));
+    }
+    if let Some(before) = before {
+        query = query.filter(evidence::Column::Id.lt(before));
+    }
+    query
+        .order_by_desc(evidence::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await
+}
+
+/// Record that an upload of these bytes is under way, so the orphan sweep leaves them alone.
+pub async fn lease<C: ConnectionTrait>(db: &C, sha256: &str) -> Result<(), DbErr> {
+    upload_lease::ActiveModel {
+        id: Set(super::new_id()),
+        sha256: Set(sha256.to_owned()),
+        created_at: Set(super::now()),
+    }
+    .insert(db)
+    .await
+    .map(|_| ())
+}
+
+/// Whether a blob of these bytes is claimed: referenced by evidence, or leased since `since`.
+pub async fn sha_in_use<C: ConnectionTrait>(
+    db: &C,
+    sha256: &str,
+    since: OffsetDateTime,
+) -> Result<bool, DbErr> {
+    let referenced = evidence::Entity::find()
+        .filter(evidence::Column::Sha256.eq(sha256))
+        .one(db)
+        .await?
+        .is_some();
+    if referenced {
+        return Ok(true);
+    }
+    Ok(upload_lease::Entity::find()
+        .filter(upload_lease::Column::Sha256.eq(sha256))
+        .filter(upload_lease::Column::CreatedAt.gte(since))
+        .one(db)
+        .await?
+        .is_some())
+}
+
+/// Forget leases older than `before`.
+pub async fn prune_leases<C: ConnectionTrait>(
+    db: &C,
+    before: OffsetDateTime,
+) -> Result<u64, DbErr> {
+    upload_lease::Entity::delete_many()
+        .filter(upload_lease::Column::CreatedAt.lt(before))
+        .exec(db)
+        .await
+        .map(|r| r.rows_affected)
+}
+
+/// Set the review decision, only if still pending (two supervisors deciding at once: one wins).
+pub async fn decide<C: ConnectionTrait>(
+    db: &C,
+    id: &str,
+    state: &str,
+    by: &str,
+    reason: &str,
+    at: OffsetDateTime,
+) -> Result<bool, DbErr> {
+    let result = evidence::Entity::update_many()
+        .col_expr(evidence::Column::ReviewState, Expr::value(state))
+        .col_expr(evidence::Column::ReviewedBy, Expr::value(by))
+        .col_expr(evidence::Column::ReviewReason, Expr::value(reason))
+        .col_expr(evidence::Column::ReviewedAt, Expr::value(at))
+        .filter(evidence::Column::Id.eq(id))
+        .filter(evidence::Column::ReviewState.eq(REVIEW_PENDING))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}

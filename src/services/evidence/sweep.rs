@@ -1,0 +1,55 @@
+//! The orphan sweep: blobs no evidence row refers to (an upload that failed after storing its
+//! bytes) are removed once they are older than the grace period and no upload holds a lease on
+//! them. Safe with N instances: deleting an object twice is harmless.
+
+use crate::db::evidence as repo;
+use crate::state::AppState;
+use time::{Duration, OffsetDateTime};
+
+/// The SHA-256 a blob key stands for (`originals/ab/<sha>` or `thumbs/<sha>.jpg`).
+fn sha_of(key: &str) -> Option<&str> {
+    let name = key.rsplit('/').next()?;
+    let sha = name.strip_suffix(".jpg").unwrap_or(name);
+    (sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit())).then_some(sha)
+}
+
+/// One pass; returns how many blobs were removed.
+pub async fn sweep_orphans(
+    state: &AppState,
+    now: OffsetDateTime,
+    grace: Duration,
+) -> anyhow::Result<usize> {
+    let cutoff = now - grace;
+    let mut removed = 0;
+    for prefix in ["originals/", "thumbs/"] {
+        for entry in state.blobs.list(prefix).await? {
+            if entry.last_modified > cutoff {
+                continue;
+            }
+            let Some(sha) = sha_of(entry.key.as_str()) else {
+                continue;
+            };
+            if repo::sha_in_use(&state.db, sha, cutoff).await? {
+                continue;
+            }
+            state.blobs.delete(&entry.key).await?;
+            tracing::info!(key = %entry.key, "orphan blob removed");
+            removed += 1;
+        }
+    }
+    repo::prune_leases(&state.db, cutoff).await?;
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sha_of;
+
+    #[test]
+    fn keys_map_back_to_their_hash() {
+        let sha = "a".repeat(64);
+        assert_eq!(sha_of(&format!("originals/aa/{sha}")), Some(sha.as_str()));
+        assert_eq!(sha_of(&format!("thumbs/{sha}.jpg")), Some(sha.as_str()));
+        assert_eq!(sha_of("uploads/x/0000"), None);
+    }
+}

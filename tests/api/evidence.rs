@@ -1,0 +1,841 @@
+//! Evidence intake end to end: real generated phone photos (EXIF time and GPS) uploaded over
+//! HTTP, verified, stored in the blob store under test, and moving the deal's node.
+
+use crate::helpers::{TestApp, error_body, spawn_app, spawn_app_with, spawn_app_with_blobs};
+use crate::photos::{ExifSpec, jpeg, scene, with_exif};
+use base64::Engine;
+use ed25519_dalek::Signer;
+use reqwest::multipart::{Form, Part};
+use sea_orm::{ConnectionTrait, Statement};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+const SITE: (f64, f64) = (30.2281, 120.2986);
+
+struct Setup {
+    deal: String,
+    rep: String,
+}
+
+/// A deal of rep_a at `site_survey`, site at SITE, visit window around now.
+async fn deal_at_site_survey(app: &TestApp, customer_name: &str) -> Setup {
+    let customer = app.customer_of("rep_a", customer_name).await;
+    let rep = app.token("rep_a").await;
+    let site: Value = app
+        .post(
+            &format!("/api/v1/customers/{customer}/sites"),
+            &rep,
+            &json!({"name": "厂区", "lat": SITE.0, "lon": SITE.1, "radius_m": 300}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let contact: Value = app
+        .post(
+            &format!("/api/v1/customers/{customer}/contacts"),
+            &rep,
+            &json!({"name": "张总", "seniority": "executive"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let deal: Value = app
+        .post(
+            "/api/v1/deals",
+            &rep,
+            &json!({"customer_id": customer, "site_id": site["id"], "title": "泵改造"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let deal = deal["id"].as_str().unwrap().to_owned();
+    let now = OffsetDateTime::now_utc();
+    let fmt = |t: OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    let booked = app
+        .post(
+            &format!("/api/v1/deals/{deal}/nodes/visit_booked/visit"),
+            &rep,
+            &json!({"site_id": site["id"], "contact_id": contact["id"], "starts_at": fmt(now - time::Duration::hours(2)), "ends_at": fmt(now + time::Duration::hours(2))}),
+        )
+        .await;
+    assert_eq!(booked.status(), 200);
+    Setup { deal, rep }
+}
+
+/// A phone photo taken `minutes_ago` at (lat, lon), local time +08:00.
+fn photo(seed: u64, lat: f64, lon: f64, minutes_ago: i64) -> Vec<u8> {
+    let at = (OffsetDateTime::now_utc() - time::Duration::minutes(minutes_ago))
+        .to_offset(time::macros::offset!(+8));
+    let local = format!(
+        "{:04}:{:02}:{:02} {:02}:{:02}:{:02}",
+        at.year(),
+        at.month() as u8,
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    );
+    with_exif(
+        &jpeg(&scene(seed, 640, 480), 88),
+        &ExifSpec::phone(lat, lon, &local),
+    )
+}
+
+fn form(capture_id: &str, tags: &[&str], bytes: Vec<u8>) -> Form {
+    Form::new()
+        .part(
+            "meta",
+            Part::text(json!({"capture_id": capture_id, "tags": tags}).to_string())
+                .mime_str("application/json")
+                .unwrap(),
+        )
+        .part("file", Part::bytes(bytes).file_name("IMG.jpg"))
+}
+
+async fn upload(
+    app: &TestApp,
+    token: &str,
+    deal: &str,
+    node: &str,
+    form: Form,
+) -> reqwest::Response {
+    app.request(
+        reqwest::Method::POST,
+        &format!("/api/v1/deals/{deal}/nodes/{node}/evidence"),
+        Some(token),
+    )
+    .multipart(form)
+    .send()
+    .await
+    .unwrap()
+}
+
+fn uuid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+async fn count(app: &TestApp, sql: &str) -> i64 {
+    let row = app
+        .db
+        .query_one_raw(Statement::from_string(
+            app.db.get_database_backend(),
+            sql.to_owned(),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get_by_index::<i64>(0).unwrap()
+}
+
+fn check<'a>(evidence: &'a Value, code: &str) -> &'a Value {
+    evidence["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["code"] == code)
+        .unwrap_or_else(|| panic!("no {code} in {evidence}"))
+}
+
+#[tokio::test]
+async fn three_genuine_site_photos_pass_the_survey_and_a_recycled_one_elsewhere_needs_a_supervisor()
+{
+    let app = spawn_app().await;
+    let first = deal_at_site_survey(&app, "杭州恒力机械").await;
+    let mut bodies = Vec::new();
+    for (seed, tag) in [(1, "nameplate"), (2, "piping"), (3, "dimensions")] {
+        let r = upload(
+            &app,
+            &first.rep,
+            &first.deal,
+            "site_survey",
+            form(&uuid(), &[tag], photo(seed, SITE.0 + 0.0005, SITE.1, 30)),
+        )
+        .await;
+        assert_eq!(r.status(), 201);
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["verdict"], "passed", "{body}");
+        bodies.push(body);
+    }
+    assert_eq!(bodies[2]["deal_current_node"], "pain_points_confirmed");
+    assert_eq!(check(&bodies[0], "outside_site")["outcome"], "pass");
+    assert_eq!(bodies[0]["captured_at_source"], "offset");
+
+    // The same scene re-encoded, uploaded for a neighbouring customer's deal.
+    let second = deal_at_site_survey(&app, "杭州邻厂").await;
+    let recycled_bytes = {
+        let at = (OffsetDateTime::now_utc() - time::Duration::minutes(20))
+            .to_offset(time::macros::offset!(+8));
+        let local = format!(
+            "{:04}:{:02}:{:02} {:02}:{:02}:{:02}",
+            at.year(),
+            at.month() as u8,
+            at.day(),
+            at.hour(),
+            at.minute(),
+            at.second()
+        );
+        with_exif(
+            &jpeg(&scene(1, 640, 480), 70),
+            &ExifSpec::phone(SITE.0, SITE.1, &local),
+        )
+    };
+    let r = upload(
+        &app,
+        &second.rep,
+        &second.deal,
+        "site_survey",
+        form(&uuid(), &["nameplate"], recycled_bytes),
+    )
+    .await;
+    let recycled: Value = r.json().await.unwrap();
+    assert_eq!(recycled["verdict"], "rejected", "{recycled}");
+    let near = check(&recycled, "duplicate_near");
+    assert_eq!(near["outcome"], "fail");
+    assert_eq!(near["detail"]["other_evidence_id"], bodies[0]["id"]);
+    assert!(
+        near["message_zh"]
+            .as_str()
+            .unwrap()
+            .chars()
+            .any(|c| c as u32 > 0x2E80)
+    );
+
+    // The supervisor sees it, with the other photo beside it, and approves with a reason.
+    let supervisor = app.token("supervisor_east").await;
+    let queue: Value = app
+        .get("/api/v1/reviews", &supervisor)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let item = &queue["items"][0];
+    assert_eq!(item["evidence"]["id"], recycled["id"]);
+    assert_eq!(item["near_duplicate"]["evidence_id"], bodies[0]["id"]);
+    assert!(item["thumbnail_url"].as_str().is_some());
+    let decided: Value = app
+        .post(&format!("/api/v1/evidence/{}/review", recycled["id"].as_str().unwrap()), &supervisor, &json!({"decision": "approve", "reason": "same pump model at both plants, checked by phone"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(decided["review_state"], "approved");
+    let audit: Value = app
+        .get(&format!("/api/v1/deals/{}/audit", second.deal), &supervisor)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let approved = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "evidence_approved")
+        .unwrap();
+    assert_eq!(
+        approved["payload"]["reason"],
+        "same pump model at both plants, checked by phone"
+    );
+    assert_eq!(approved["actor_id"], app.users["supervisor_east"].as_str());
+    let chain: Value = app
+        .get(
+            &format!("/api/v1/deals/{}/audit/verify", second.deal),
+            &supervisor,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(chain["intact"], true);
+}
+
+#[tokio::test]
+async fn the_same_capture_twice_returns_the_first_result_and_stores_nothing_new() {
+    let app = spawn_app().await;
+    let s = deal_at_site_survey(&app, "Retry Co").await;
+    let id = uuid();
+    let bytes = photo(11, SITE.0, SITE.1, 10);
+    let first = upload(
+        &app,
+        &s.rep,
+        &s.deal,
+        "site_survey",
+        form(&id, &["nameplate"], bytes.clone()),
+    )
+    .await;
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.unwrap();
+    let again = upload(
+        &app,
+        &s.rep,
+        &s.deal,
+        "site_survey",
+        form(&id, &["nameplate"], bytes),
+    )
+    .await;
+    assert_eq!(again.status(), 200);
+    assert_eq!(again.json::<Value>().await.unwrap(), first);
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM evidence").await, 1);
+    let other = upload(
+        &app,
+        &s.rep,
+        &s.deal,
+        "site_survey",
+        form(&id, &["nameplate"], photo(12, SITE.0, SITE.1, 10)),
+    )
+    .await;
+    let body = error_body(other, 409, "capture_conflict").await;
+    assert_eq!(body["details"]["evidence_id"], first["id"]);
+}
+
+#[tokio::test]
+async fn a_retry_storm_of_one_capture_yields_one_row_and_one_blob() {
+    let app = spawn_app().await;
+    let s = deal_at_site_survey(&app, "Storm Co").await;
+    let id = uuid();
+    let bytes = photo(21, SITE.0, SITE.1, 10);
+    let attempts = (0..20).map(|_| {
+        upload(
+            &app,
+            &s.rep,
+            &s.deal,
+            "site_survey",
+            form(&id, &["piping"], bytes.clone()),
+        )
+    });
+    let responses = futures_util::future::join_all(attempts).await;
+    let mut bodies = Vec::new();
+    for r in responses {
+        assert!(r.status() == 201 || r.status() == 200, "{}", r.status());
+        bodies.push(r.json::<Value>().await.unwrap());
+    }
+    assert!(
+        bodies.iter().all(|b| b == &bodies[0]),
+        "every retry sees the first result"
+    );
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM evidence").await, 1);
+    assert_eq!(
+        count(
+            &app,
+            "SELECT COUNT(*) FROM node_records WHERE kind = 'photo'"
+        )
+        .await,
+        1
+    );
+    let originals = app.state.blobs.list("originals/").await.unwrap();
+    assert_eq!(originals.len(), 1);
+}
+
+#[tokio::test]
+async fn a_photo_taken_500_m_from_the_site_is_rejected_and_queued_for_review() {
+    let app = spawn_app().await;
+    let s = deal_at_site_survey(&app, "Far Co").await;
+    // 0.0045° of latitude is about 500 m.
+    let r = upload(
+        &app,
+        &s.rep,
+        &s.deal,
+        "site_survey",
+        form(
+            &uuid(),
+            &["nameplate"],
+            photo(31, SITE.0 + 0.0045, SITE.1, 15),
+        ),
+    )
+    .await;
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["verdict"], "rejected");
+    let outside = check(&body, "outside_site");
+    assert_eq!(outside["outcome"], "fail");
+    let distance = outside["detail"]["distance_m"].as_f64().unwrap();
+    assert!((450.0..550.0).contains(&distance), "{distance}");
+    assert!(outside["message_zh"].as_str().unwrap().contains("米"));
+    let supervisor = app.token("supervisor_east").await;
+    let queue: Value = app
+        .get("/api/v1/reviews?check=outside_site", &supervisor)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(queue["items"][0]["distance_m"].as_f64().unwrap(), distance);
+    let none: Value = app
+        .get("/api/v1/reviews?check=duplicate_near", &supervisor)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(none["items"].as_array().unwrap().len(), 0);
+    error_body(app.get("/api/v1/reviews", &s.rep).await, 404, "not_found").await;
+    let south = app.token("manager_south").await;
+    error_body(
+        app.get(
+            &format!("/api/v1/evidence/{}", body["id"].as_str().unwrap()),
+            &south,
+        )
+        .await,
+        404,
+        "not_found",
+    )
+    .await;
+
+    // Rejecting tells the rep to retake; a second decision is refused.
+    let path = format!("/api/v1/evidence/{}/review", body["id"].as_str().unwrap());
+    error_body(
+        app.post(
+            &path,
+            &s.rep,
+            &json!({"decision": "approve", "reason": "I was there"}),
+        )
+        .await,
+        403,
+        "forbidden",
+    )
+    .await;
+    let rejected: Value = app
+        .post(
+            &path,
+            &supervisor,
+            &json!({"decision": "reject", "reason": "photo is from the road, retake at the plant"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rejected["review_state"], "rejected");
+    error_body(
+        app.post(
+            &path,
+            &supervisor,
+            &json!({"decision": "approve", "reason": "changed my mind"}),
+        )
+        .await,
+        409,
+        "review_closed",
+    )
+    .await;
+    let inbox: Value = app
+        .get("/api/v1/notifications", &s.rep)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        inbox["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["kind"] == "evidence_rejected"),
+        "{inbox}"
+    );
+}
+
+#[tokio::test]
+async fn bad_uploads_get_clear_errors_and_leave_nothing_behind() {
+    let app = spawn_app_with(|s| s.max_upload_bytes = 200_000).await;
+    let s = deal_at_site_survey(&app, "Bad Co").await;
+    let big = vec![0xFFu8; 300_000];
+    error_body(
+        upload(
+            &app,
+            &s.rep,
+            &s.deal,
+            "site_survey",
+            form(&uuid(), &[], big),
+        )
+        .await,
+        413,
+        "payload_too_large",
+    )
+    .await;
+    let text = b"definitely not a photo, just text pretending".to_vec();
+    error_body(
+        upload(
+            &app,
+            &s.rep,
+            &s.deal,
+            "site_survey",
+            form(&uuid(), &[], text),
+        )
+        .await,
+        415,
+        "unsupported_media_type",
+    )
+    .await;
+    let pdf = b"%PDF-1.7\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n".to_vec();
+    error_body(
+        upload(
+            &app,
+            &s.rep,
+            &s.deal,
+            "site_survey",
+            form(&uuid(), &[], pdf),
+        )
+        .await,
+        415,
+        "unsupported_media_type",
+    )
+    .await;
+    let json_body = app
+        .post(
+            &format!("/api/v1/deals/{}/nodes/site_survey/evidence", s.deal),
+            &s.rep,
+            &json!({"file": "x"}),
+        )
+        .await;
+    error_body(json_body, 415, "unsupported_media_type").await;
+    let no_meta = Form::new().part("file", Part::bytes(photo(41, SITE.0, SITE.1, 5)));
+    error_body(
+        upload(&app, &s.rep, &s.deal, "site_survey", no_meta).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    let wrong_node = upload(
+        &app,
+        &s.rep,
+        &s.deal,
+        "price_approved",
+        form(&uuid(), &[], photo(42, SITE.0, SITE.1, 5)),
+    )
+    .await;
+    error_body(wrong_node, 409, "node_not_current").await;
+    let other_rep = app.token("rep_south").await;
+    error_body(
+        upload(
+            &app,
+            &other_rep,
+            &s.deal,
+            "site_survey",
+            form(&uuid(), &[], photo(43, SITE.0, SITE.1, 5)),
+        )
+        .await,
+        404,
+        "not_found",
+    )
+    .await;
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM evidence").await, 0);
+}
+
+#[tokio::test]
+async fn an_unreachable_blob_store_is_a_503_and_nothing_is_half_accepted() {
+    let app = spawn_app_with_blobs(Some(crate::storage::unreachable_s3_store())).await;
+    let s = deal_at_site_survey(&app, "Offline S3 Co").await;
+    let r = upload(
+        &app,
+        &s.rep,
+        &s.deal,
+        "site_survey",
+        form(&uuid(), &["nameplate"], photo(51, SITE.0, SITE.1, 5)),
+    )
+    .await;
+    assert!(r.headers().get("retry-after").is_some());
+    error_body(r, 503, "service_unavailable").await;
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM evidence").await, 0);
+}
+
+#[tokio::test]
+async fn an_upload_cut_off_mid_body_stores_nothing_and_the_retry_completes() {
+    let app = spawn_app().await;
+    let s = deal_at_site_survey(&app, "Flaky 4G Co").await;
+    let id = uuid();
+    let bytes = photo(61, SITE.0, SITE.1, 5);
+    let boundary = "fieldproof-cut";
+    let mut body = format!("--{boundary}\r\ncontent-disposition: form-data; name=\"meta\"\r\ncontent-type: application/json\r\n\r\n{}\r\n--{boundary}\r\ncontent-disposition: form-data; name=\"file\"; filename=\"a.jpg\"\r\n\r\n", json!({"capture_id": id, "tags": []})).into_bytes();
+    body.extend_from_slice(&bytes[..bytes.len() / 2]);
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        vec![Ok(body), Err(std::io::Error::other("signal lost"))];
+    let cut = app
+        .request(
+            reqwest::Method::POST,
+            &format!("/api/v1/deals/{}/nodes/site_survey/evidence", s.deal),
+            Some(&s.rep),
+        )
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await;
+    assert!(cut.is_err() || !cut.unwrap().status().is_success());
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM evidence").await, 0);
+    let retry = upload(&app, &s.rep, &s.deal, "site_survey", form(&id, &[], bytes)).await;
+    assert_eq!(retry.status(), 201);
+}
+
+fn signing_key(seed: u8) -> ed25519_dalek::SigningKey {
+    ed25519_dalek::SigningKey::from_bytes(&[seed; 32])
+}
+
+async fn enroll(app: &TestApp, token: &str, device: &str, key: &ed25519_dalek::SigningKey) {
+    let public = base64::engine::general_purpose::STANDARD.encode(key.verifying_key().to_bytes());
+    let r = app
+        .post(
+            "/api/v1/devices",
+            token,
+            &json!({"device_id": device, "public_key": public}),
+        )
+        .await;
+    assert!(r.status() == 201 || r.status() == 200, "{}", r.status());
+}
+
+fn signed_form(
+    capture_id: &str,
+    bytes: Vec<u8>,
+    device: &str,
+    key: &ed25519_dalek::SigningKey,
+    fix: (f64, f64),
+    sha_override: Option<&str>,
+) -> Form {
+    use sha2::Digest;
+    let sha = sha_override
+        .map(str::to_owned)
+        .unwrap_or_else(|| hex::encode(sha2::Sha256::digest(&bytes)));
+    let now = OffsetDateTime::now_utc();
+    let manifest = json!({
+        "capture_id": capture_id, "device_id": device, "sha256": sha,
+        "fix": {"lat": fix.0, "lon": fix.1, "accuracy_m": 6.0, "is_mock": false},
+        "wall_clock": (now - time::Duration::minutes(3)).format(&time::format_description::well_known::Rfc3339).unwrap(),
+        "monotonic_ms": 1_000_000u64, "boot_id": "boot-1"
+    })
+    .to_string();
+    let signature =
+        base64::engine::general_purpose::STANDARD.encode(key.sign(manifest.as_bytes()).to_bytes());
+    let meta = json!({"capture_id": capture_id, "tags": ["nameplate"], "device_clock": {"wall_now": now.format(&time::format_description::well_known::Rfc3339).unwrap(), "monotonic_ms_now": 1_180_000u64, "boot_id": "boot-1"}});
+    Form::new()
+        .part("meta", Part::text(meta.to_string()))
+        .part("manifest", Part::text(manifest))
+        .part("signature", Part::text(signature))
+        .part("file", Part::bytes(bytes))
+}
+
+#[tokio::test]
+async fn a_signed_manifest_is_the_place_witness_when_exif_gps_was_stripped() {
+    let app = spawn_app().await;
+    let s = deal_at_site_survey(&app, "WeChat Picker Co").await;
+    let key = signing_key(7);
+    enroll(&app, &s.rep, "phone-1", &key).await;
+    // A picker stripped all EXIF: only pixels remain.
+    let stripped = jpeg(&scene(71, 640, 480), 85);
+    let r = upload(
+        &app,
+        &s.rep,
+        &s.deal,
+        "site_survey",
+        signed_form(&uuid(), stripped.clone(), "phone-1", &key, SITE, None),
+    )
+    .await;
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["verdict"], "passed", "{body}");
+    assert_eq!(check(&body, "gps_missing")["detail"]["witness"], "manifest");
+
+    // A forged signature, a manifest about other bytes, and another user's device are refused.
+    let forged = signed_form(
+        &uuid(),
+        stripped.clone(),
+        "phone-1",
+        &signing_key(8),
+        SITE,
+        None,
+    );
+    error_body(
+        upload(&app, &s.rep, &s.deal, "site_survey", forged).await,
+        422,
+        "manifest_invalid",
+    )
+    .await;
+    let other_bytes = signed_form(
+        &uuid(),
+        stripped.clone(),
+        "phone-1",
+        &key,
+        SITE,
+        Some(&"0".repeat(64)),
+    );
+    error_body(
+        upload(&app, &s.rep, &s.deal, "site_survey", other_bytes).await,
+        422,
+        "manifest_invalid",
+    )
+    .await;
+    let rep_b = app.token("rep_b").await;
+    enroll(&app, &rep_b, "phone-b", &signing_key(9)).await;
+    let borrowed = signed_form(&uuid(), stripped, "phone-b", &signing_key(9), SITE, None);
+    error_body(
+        upload(&app, &s.rep, &s.deal, "site_survey", borrowed).await,
+        422,
+        "manifest_invalid",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_device_key_cannot_be_swapped_under_the_same_device_id() {
+    let app = spawn_app().await;
+    let rep = app.token("rep_a").await;
+    enroll(&app, &rep, "phone-1", &signing_key(1)).await;
+    enroll(&app, &rep, "phone-1", &signing_key(1)).await;
+    let public =
+        base64::engine::general_purpose::STANDARD.encode(signing_key(2).verifying_key().to_bytes());
+    error_body(
+        app.post(
+            "/api/v1/devices",
+            &rep,
+            &json!({"device_id": "phone-1", "public_key": public}),
+        )
+        .await,
+        409,
+        "conflict",
+    )
+    .await;
+    error_body(
+        app.post(
+            "/api/v1/devices",
+            &rep,
+            &json!({"device_id": "phone-2", "public_key": "AAAA"}),
+        )
+        .await,
+        422,
+        "validation_failed",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn orphan_blobs_are_swept_and_accepted_ones_kept() {
+    let app = spawn_app().await;
+    let s = deal_at_site_survey(&app, "Sweep Co").await;
+    let kept: Value = upload(
+        &app,
+        &s.rep,
+        &s.deal,
+        "site_survey",
+        form(&uuid(), &["nameplate"], photo(81, SITE.0, SITE.1, 5)),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let orphan_sha = "ab".repeat(32);
+    let orphan = fieldproof::storage::BlobKey::parse(format!("originals/ab/{orphan_sha}")).unwrap();
+    app.state
+        .blobs
+        .put_bytes(&orphan, b"left by a crash".to_vec(), "image/jpeg")
+        .await
+        .unwrap();
+    let removed = fieldproof::services::evidence::sweep::sweep_orphans(
+        &app.state,
+        OffsetDateTime::now_utc() + time::Duration::seconds(5),
+        time::Duration::ZERO,
+    )
+    .await
+    .unwrap();
+    assert_eq!(removed, 1);
+    assert!(!app.state.blobs.exists(&orphan).await.unwrap());
+    let kept_key = fieldproof::storage::BlobKey::parse(format!(
+        "originals/{}/{}",
+        &kept["sha256"].as_str().unwrap()[..2],
+        kept["sha256"].as_str().unwrap()
+    ))
+    .unwrap();
+    assert!(app.state.blobs.exists(&kept_key).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_thumbnail_url_works_while_fresh_and_only_with_its_signature() {
+    let app = spawn_app().await;
+    let s = deal_at_site_survey(&app, "Thumb Co").await;
+    let body: Value = upload(
+        &app,
+        &s.rep,
+        &s.deal,
+        "site_survey",
+        form(&uuid(), &["nameplate"], photo(91, SITE.0, SITE.1, 5)),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let view: Value = app
+        .get(
+            &format!("/api/v1/evidence/{}", body["id"].as_str().unwrap()),
+            &s.rep,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let url = view["thumbnail_url"].as_str().unwrap().to_owned();
+    let full = if url.starts_with("http") {
+        url.clone()
+    } else {
+        app.url(&url)
+    };
+    let image = app.client.get(&full).send().await.unwrap();
+    assert_eq!(image.status(), 200);
+    let bytes = image.bytes().await.unwrap();
+    assert_eq!(&bytes[..2], &[0xFF, 0xD8], "a JPEG");
+    if !url.starts_with("http") {
+        let tampered = full.replace("sig=", "sig=00");
+        assert_eq!(
+            app.client.get(&tampered).send().await.unwrap().status(),
+            404
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_resumable_upload_finishes_into_the_same_pipeline() {
+    use sha2::Digest;
+    let app = spawn_app().await;
+    let s = deal_at_site_survey(&app, "Resume Co").await;
+    let capture = uuid();
+    let bytes = photo(95, SITE.0, SITE.1, 5);
+    let created: Value = app
+        .post("/api/v1/uploads", &s.rep, &json!({"capture_id": capture, "size": bytes.len(), "sha256": hex::encode(sha2::Sha256::digest(&bytes))}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let upload_id = created["upload_id"].as_str().unwrap().to_owned();
+    let half = bytes.len() / 2;
+    for (offset, piece) in [(0, &bytes[..half]), (half, &bytes[half..])] {
+        let r = app
+            .request(
+                reqwest::Method::PATCH,
+                &format!("/api/v1/uploads/{upload_id}"),
+                Some(&s.rep),
+            )
+            .header("upload-offset", offset.to_string())
+            .header("content-type", "application/offset+octet-stream")
+            .body(piece.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+    }
+    let meta = json!({"capture_id": capture, "tags": ["nameplate"], "upload_id": upload_id});
+    let finish = Form::new().part("meta", Part::text(meta.to_string()));
+    let r = upload(&app, &s.rep, &s.deal, "site_survey", finish).await;
+    assert_eq!(r.status(), 201);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["verdict"], "passed", "{body}");
+    assert_eq!(body["sha256"], hex::encode(sha2::Sha256::digest(&bytes)));
+    // The same capture sent again in one piece is the same evidence.
+    let again = upload(
+        &app,
+        &s.rep,
+        &s.deal,
+        "site_survey",
+        form(&capture, &["nameplate"], bytes),
+    )
+    .await;
+    assert_eq!(again.status(), 200);
+}
