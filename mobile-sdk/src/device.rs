@@ -282,6 +282,7 @@ impl FieldDevice {
                 .and_then(|c| c.phash)
                 .map(|p| format!("{:016x}", p.0)),
             precheck: check.as_ref().map(|c| c.report.clone()),
+            placed: check.as_ref().and_then(|c| c.placed),
         })?;
         Ok(CaptureResult {
             capture_id,

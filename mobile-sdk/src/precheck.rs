@@ -4,7 +4,7 @@
 //! one" while still standing there. The server remains the authority.
 
 use crate::deals::CachedDeal;
-use crate::queue::{PriorRow, Reason};
+use crate::queue::{Placed, PriorRow, Reason};
 use fieldproof_domain::capture::{CaptureManifest, DeviceClock, anchor_capture_time};
 use fieldproof_domain::evidence::{
     History, Outcome, PerceptualHash, PixelLimits, PixelState, PriorCapture, PriorEvidence,
@@ -30,6 +30,9 @@ pub struct PrecheckReport {
 pub struct Precheck {
     pub report: PrecheckReport,
     pub phash: Option<PerceptualHash>,
+    /// Where and when the rules placed the capture, as the server records it: EXIF GPS or the
+    /// manifest's fix; the judged instant or the manifest's.
+    pub placed: Option<Placed>,
 }
 
 /// Runs the server's rules on `photo` for `node_key` of `deal`. `clock` is the device's
@@ -82,7 +85,24 @@ pub fn precheck(
             }
         })
         .collect();
+    let point = facts
+        .gps
+        .valid()
+        .map(|g| g.point)
+        .or(manifest_fix.as_ref().map(|m| m.point));
+    let at = verdict
+        .captured_at
+        .or(manifest_fix.as_ref().and_then(|m| m.captured_at));
+    let placed = match (point, at) {
+        (Some(point), Some(at)) => Some(Placed {
+            lat: point.lat(),
+            lon: point.lon(),
+            at,
+        }),
+        _ => None,
+    };
     Precheck {
+        placed,
         report: PrecheckReport {
             outcome: verdict.outcome.as_str().to_owned(),
             findings,
@@ -118,13 +138,17 @@ pub fn history_from(prior: &[PriorRow]) -> History {
                     .map(PerceptualHash),
             });
         }
-        let Ok(manifest) = serde_json::from_str::<CaptureManifest>(&row.manifest_json) else {
-            continue;
-        };
-        if let Some(point) = manifest.fix.and_then(|f| LatLon::new(f.lat, f.lon).ok()) {
+        // Where the rules placed it; rows from before schema 3 fall back to the manifest.
+        let placed = row.placed.map(|p| (p.lat, p.lon, p.at)).or_else(|| {
+            let manifest = serde_json::from_str::<CaptureManifest>(&row.manifest_json).ok()?;
+            manifest.fix.map(|f| (f.lat, f.lon, manifest.wall_clock))
+        });
+        if let Some((lat, lon, at)) = placed
+            && let Ok(point) = LatLon::new(lat, lon)
+        {
             history.recent_captures.push(PriorCapture {
                 evidence_id: id,
-                at: manifest.wall_clock,
+                at,
                 point,
             });
         }

@@ -267,32 +267,51 @@ impl Syncer<'_> {
             ))));
         }
         let token = session.access_token()?;
-        let mut meta = json!({
+        let meta = json!({
             "capture_id": item.capture_id,
             "tags": item.tags,
             "kind": "photo",
             "device_clock": self.clocks.device_clock(),
         });
-        let file = if item.size_bytes >= self.options.resumable_threshold {
-            let id = self.send_resumable(&token, pending, photo, upload_id)?;
-            meta["upload_id"] = Value::String(id);
-            None
-        } else {
-            Some(photo)
-        };
+        if item.size_bytes >= self.options.resumable_threshold {
+            match self.send_resumable(&token, pending, photo, upload_id) {
+                Ok(id) => {
+                    let mut finishing = meta.clone();
+                    finishing["upload_id"] = Value::String(id);
+                    match self.upload(pending, finishing, None, &token) {
+                        Err(Failure::Permanent(e)) if upload_completed(&e) => {}
+                        other => return other,
+                    }
+                }
+                Err(Failure::Permanent(e)) if upload_completed(&e) => {}
+                Err(other) => return Err(other),
+            }
+            // The upload was already turned into evidence (its answer was lost): send the
+            // photo once more in one piece; the server replays the first answer by capture_id.
+            self.queue.set_upload_id(&item.capture_id, None)?;
+            *upload_id = None;
+        }
+        let answer = self.upload(pending, meta, Some(photo), &token)?;
+        self.progress.bytes_sent(item.size_bytes);
+        Ok(answer)
+    }
+
+    fn upload(
+        &self,
+        pending: &Pending,
+        meta: Value,
+        file: Option<&Path>,
+        token: &str,
+    ) -> Result<EvidenceAnswer, Failure> {
         let upload = EvidenceUpload {
-            deal_id: &item.deal_id,
-            node_key: &item.node_key,
+            deal_id: &pending.item.deal_id,
+            node_key: &pending.item.node_key,
             meta,
             manifest_json: &pending.manifest_json,
             signature: &pending.signature,
             file,
         };
-        let answer = self.api.upload_evidence(&token, &upload)?;
-        if file.is_some() {
-            self.progress.bytes_sent(item.size_bytes);
-        }
-        Ok(answer)
+        Ok(self.api.upload_evidence(token, &upload)?)
     }
 
     /// Creates or continues the resumable upload until the server has every byte.
@@ -389,6 +408,18 @@ impl Syncer<'_> {
     }
 }
 
+/// `409 conflict` with `reason: completed`: the upload was already used for evidence.
+fn upload_completed(e: &CallError) -> bool {
+    match e {
+        CallError::Status {
+            status: 409,
+            details,
+            ..
+        } => details["reason"] == "completed",
+        CallError::Status { .. } | CallError::Transport(_) => false,
+    }
+}
+
 /// The evidence body, read for what the queue keeps.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParsedEvidence {
@@ -400,8 +431,13 @@ pub struct ParsedEvidence {
 /// Reads an evidence body: its id, its current state (a supervisor's decision wins over the
 /// automatic verdict) and the checks that did not pass.
 pub fn parse_evidence(body: &Value) -> ParsedEvidence {
-    let outcome = body["status"]
-        .as_str()
+    // A supervisor's decision (`review_state`) wins over the automatic verdict.
+    let outcome = match body["review_state"].as_str() {
+        Some("approved") => Some("passed"),
+        Some("rejected") => Some("rejected"),
+        _ => None,
+    };
+    let outcome = outcome
         .or_else(|| body["verdict"].as_str())
         .or_else(|| body["verdict"]["outcome"].as_str())
         .or_else(|| body["outcome"].as_str())

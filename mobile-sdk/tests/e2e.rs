@@ -150,7 +150,8 @@ fn fifty_photos(dir: &Path) -> Vec<(PathBuf, f64, bool)> {
 fn fifty_offline_captures_reach_the_server_exactly_once_through_faults_and_kills() {
     let server = DemoServer::start();
     let rep = Admin::login(&server.url(), "rep1");
-    let (deal_id, lat, lon) = rep.deal_with_visit();
+    let booked = rep.book_deal();
+    let (deal_id, lat, lon) = (booked.deal_id.clone(), booked.lat, booked.lon);
     let proxy = FaultProxy::start(
         server.addr,
         vec![
@@ -172,6 +173,7 @@ fn fifty_offline_captures_reach_the_server_exactly_once_through_faults_and_kills
             .iter()
             .any(|d| d["id"] == deal_id.as_str())
     );
+    cache_visit_window_if_the_server_does_not_show_it(&field, &booked);
 
     // Offline: captures never touch the network.
     let photos_dir = tempfile::tempdir().expect("photos");
@@ -222,7 +224,13 @@ fn fifty_offline_captures_reach_the_server_exactly_once_through_faults_and_kills
         std::thread::sleep(Duration::from_millis(kill_after_ms));
         let _ = child.kill();
         let _ = child.wait();
-        assert_no_unacknowledged_photo_deleted(&field.items());
+        let items = field.items();
+        assert_no_unacknowledged_photo_deleted(&items);
+        eprintln!(
+            "killed after {kill_after_ms} ms: {} of 50 terminal, {} faults so far",
+            items.iter().filter(|i| i.state.is_terminal()).count(),
+            proxy.faults_injected()
+        );
     }
     // Then let it finish (each run may stop early as "offline" if a fault streak is long).
     for _ in 0..10 {
@@ -233,6 +241,26 @@ fn fifty_offline_captures_reach_the_server_exactly_once_through_faults_and_kills
         assert_no_unacknowledged_photo_deleted(&field.items());
     }
     let items = field.items();
+    eprintln!(
+        "connections {}, dropped {}, stalled {}, 503s {}; attempts {}",
+        proxy
+            .stats
+            .connections
+            .load(std::sync::atomic::Ordering::SeqCst),
+        proxy
+            .stats
+            .dropped
+            .load(std::sync::atomic::Ordering::SeqCst),
+        proxy
+            .stats
+            .stalled
+            .load(std::sync::atomic::Ordering::SeqCst),
+        proxy
+            .stats
+            .unavailable
+            .load(std::sync::atomic::Ordering::SeqCst),
+        items.iter().map(|i| i.attempts).sum::<u32>()
+    );
     assert!(proxy.faults_injected() > 0, "the proxy injected no fault");
     for item in &items {
         assert!(item.state.is_terminal(), "not terminal: {item:?}");
@@ -266,6 +294,31 @@ fn fifty_offline_captures_reach_the_server_exactly_once_through_faults_and_kills
         vec![1; 50],
         "exactly one evidence row per capture"
     );
+}
+
+/// The deal view does not expose the booked visit window yet (`visit: {starts_at, ends_at}` is
+/// announced); until it does, put the window the test booked into the downloaded deal, as
+/// `deals` will once the server sends it. Without it the pre-check cannot see
+/// `captured_before_window` and would rightly disagree with the server.
+fn cache_visit_window_if_the_server_does_not_show_it(
+    field: &Field,
+    booked: &support::server::Booked,
+) {
+    let queue = field.queue();
+    let json = queue
+        .deal(&booked.deal_id)
+        .expect("cache")
+        .expect("deal cached");
+    let mut deal: fieldproof_mobile::CachedDeal = serde_json::from_str(&json).expect("deal");
+    if deal.visit.is_none() {
+        deal.visit = Some(fieldproof_mobile::Visit {
+            starts_at: booked.starts_at,
+            ends_at: booked.ends_at,
+        });
+        queue
+            .put_deal(&deal.id, &serde_json::to_string(&deal).expect("json"))
+            .expect("cache");
+    }
 }
 
 /// `capture_id → rows` in the server's evidence table.

@@ -113,6 +113,16 @@ pub struct NewCapture {
     pub size_bytes: u64,
     pub phash: Option<String>,
     pub precheck: Option<PrecheckReport>,
+    /// Where and when the pre-check placed the capture (for later travel checks).
+    pub placed: Option<Placed>,
+}
+
+/// A capture's place (WGS-84) and instant as the rules judged them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Placed {
+    pub lat: f64,
+    pub lon: f64,
+    pub at: OffsetDateTime,
 }
 
 /// An earlier capture, as the pre-check's history.
@@ -123,6 +133,7 @@ pub struct PriorRow {
     pub sha256: String,
     pub phash: Option<String>,
     pub manifest_json: String,
+    pub placed: Option<Placed>,
 }
 
 pub struct Queue {
@@ -182,8 +193,9 @@ impl Queue {
         self.conn()?.execute(
             "INSERT INTO captures (capture_id, deal_id, node_key, photo_file, manifest_json,
                 signature, state, created_at, tags_json, sha256, size_bytes, precheck_json, phash,
-                updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?8, ?9, ?10, ?11, ?12, ?7)",
+                updated_at, capture_lat, capture_lon, captured_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?8, ?9, ?10, ?11, ?12, ?7, ?13, ?14,
+                ?15)",
             params![
                 c.capture_id,
                 c.deal_id,
@@ -197,6 +209,9 @@ impl Queue {
                 c.size_bytes as i64,
                 precheck,
                 c.phash,
+                c.placed.map(|p| p.lat),
+                c.placed.map(|p| p.lon),
+                c.placed.and_then(|p| p.at.format(&Rfc3339).ok()),
             ],
         )?;
         Ok(())
@@ -380,11 +395,20 @@ impl Queue {
     pub fn prior_captures(&self, exclude_capture_id: &str) -> Result<Vec<PriorRow>, SdkError> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare(
-            "SELECT capture_id, evidence_id, sha256, phash, manifest_json FROM captures
+            "SELECT capture_id, evidence_id, sha256, phash, manifest_json, capture_lat,
+                    capture_lon, captured_at FROM captures
              WHERE capture_id <> ?1 ORDER BY created_at DESC LIMIT 500",
         )?;
         let rows = stmt.query_map([exclude_capture_id], |r| {
+            let lat: Option<f64> = r.get(5)?;
+            let lon: Option<f64> = r.get(6)?;
+            let at: Option<String> = r.get(7)?;
+            let at = at.and_then(|a| OffsetDateTime::parse(&a, &Rfc3339).ok());
             Ok(PriorRow {
+                placed: match (lat, lon, at) {
+                    (Some(lat), Some(lon), Some(at)) => Some(Placed { lat, lon, at }),
+                    _ => None,
+                },
                 capture_id: r.get(0)?,
                 evidence_id: r.get(1)?,
                 sha256: r.get(2)?,

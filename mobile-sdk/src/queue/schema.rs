@@ -42,8 +42,17 @@ CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE deals (deal_id TEXT PRIMARY KEY, json TEXT NOT NULL, fetched_at TEXT NOT NULL);
 ";
 
+/// Version 3: where and when the rules placed each capture (EXIF GPS or the manifest's fix;
+/// the judged capture instant), so later pre-checks see the same travel history the server
+/// keeps. Rows from before stay NULL and fall back to the manifest.
+const V3: &str = "
+ALTER TABLE captures ADD COLUMN capture_lat REAL;
+ALTER TABLE captures ADD COLUMN capture_lon REAL;
+ALTER TABLE captures ADD COLUMN captured_at TEXT;
+";
+
 /// Every step after version 0, in order: `STEPS[i]` takes the database to version `i + 1`.
-const STEPS: [&str; 2] = [V1, V2];
+const STEPS: [&str; 3] = [V1, V2, V3];
 
 /// The version this build writes.
 pub const CURRENT: u32 = STEPS.len() as u32;

@@ -13,6 +13,7 @@ fn capture(id: &str) -> NewCapture {
         size_bytes: 3,
         phash: None,
         precheck: None,
+        placed: None,
     }
 }
 

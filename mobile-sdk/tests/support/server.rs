@@ -154,8 +154,13 @@ impl Admin {
     }
 
     /// Opens a deal on the user's first customer with a site, books a visit window around
-    /// now, so `site_survey` is current. Returns (deal id, site lat, site lon).
+    /// now, so `site_survey` is current.
     pub fn deal_with_visit(&self) -> (String, f64, f64) {
+        let booked = self.book_deal();
+        (booked.deal_id, booked.lat, booked.lon)
+    }
+
+    pub fn book_deal(&self) -> Booked {
         let customers = self.get("/customers");
         for customer in customers["items"].as_array().expect("customers") {
             let id = customer["id"].as_str().expect("customer id");
@@ -175,23 +180,41 @@ impl Admin {
                 &json!({"customer_id": id, "site_id": site["id"], "title": "e2e pumps"}),
             );
             let deal_id = deal["id"].as_str().expect("deal id").to_owned();
-            let now = time::OffsetDateTime::now_utc();
+            // Whole seconds: the server keeps the window at that precision.
+            let now = time::OffsetDateTime::now_utc()
+                .replace_nanosecond(0)
+                .expect("time");
+            let (starts_at, ends_at) = (
+                now - time::Duration::hours(2),
+                now + time::Duration::hours(6),
+            );
             let fmt = &time::format_description::well_known::Rfc3339;
             let view = self.post(
                 &format!("/deals/{deal_id}/nodes/visit_booked/visit"),
                 &json!({
                     "site_id": site["id"], "contact_id": contact["id"],
-                    "starts_at": (now - time::Duration::hours(2)).format(fmt).expect("time"),
-                    "ends_at": (now + time::Duration::hours(6)).format(fmt).expect("time"),
+                    "starts_at": starts_at.format(fmt).expect("time"),
+                    "ends_at": ends_at.format(fmt).expect("time"),
                 }),
             );
             assert_eq!(view["current_node"], "site_survey", "{view}");
-            return (
+            return Booked {
                 deal_id,
-                site["lat"].as_f64().expect("lat"),
-                site["lon"].as_f64().expect("lon"),
-            );
+                lat: site["lat"].as_f64().expect("lat"),
+                lon: site["lon"].as_f64().expect("lon"),
+                starts_at,
+                ends_at,
+            };
         }
         panic!("no customer with a WGS-84 site and a contact");
     }
+}
+
+/// A deal whose visit is booked.
+pub struct Booked {
+    pub deal_id: String,
+    pub lat: f64,
+    pub lon: f64,
+    pub starts_at: time::OffsetDateTime,
+    pub ends_at: time::OffsetDateTime,
 }
