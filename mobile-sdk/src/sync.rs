@@ -20,7 +20,8 @@ use std::time::Duration;
 pub struct SyncOptions {
     /// Photos at or above this size go through `/api/v1/uploads` (resumable).
     pub resumable_threshold: u64,
-    /// Bytes per PATCH: what a dropped connection can cost at most.
+    /// Bytes per PATCH. The server keeps the bytes of a cut PATCH (HEAD says how many), so
+    /// this bounds a request's duration (against the request timeout), not what a drop costs.
     pub chunk_size: u64,
     /// Attempts per item per run before leaving it queued for the next run.
     pub max_attempts: u32,
@@ -38,7 +39,7 @@ impl Default for SyncOptions {
     fn default() -> Self {
         SyncOptions {
             resumable_threshold: 1024 * 1024,
-            chunk_size: 1024 * 1024,
+            chunk_size: 8 * 1024 * 1024,
             max_attempts: 8,
             min_delay: Duration::from_millis(500),
             max_delay: Duration::from_secs(60),
@@ -122,15 +123,27 @@ impl Syncer<'_> {
     /// the report and the items.
     pub fn run(&self) -> Result<SyncReport, SdkError> {
         let session = Session::new(self.queue, self.api)?;
+        let pending = self.queue.pending()?;
+        // No answer at all (twice): offline. Stop before spending any item's attempts.
+        let offset = match self.measure_clock_offset() {
+            Err(CallError::Transport(_)) => self.measure_clock_offset(),
+            other => other,
+        };
+        if let Err(CallError::Transport(_)) = offset {
+            return Ok(SyncReport {
+                still_pending: pending.len() as u32,
+                stopped: Some("offline".into()),
+                ..SyncReport::default()
+            });
+        }
         let mut report = SyncReport {
-            clock_offset_ms: self.measure_clock_offset(),
+            clock_offset_ms: offset.ok(),
             ..SyncReport::default()
         };
         if let Some(offset) = report.clock_offset_ms {
             self.queue
                 .set_setting("clock_offset_ms", Some(&offset.to_string()))?;
         }
-        let pending = self.queue.pending()?;
         self.progress.started(
             pending.len() as u64,
             pending.iter().map(|p| p.item.size_bytes).sum(),
@@ -172,13 +185,14 @@ impl Syncer<'_> {
         Ok(report)
     }
 
-    fn measure_clock_offset(&self) -> Option<i64> {
+    /// Server clock minus device clock, from the `Date` header of `GET /healthz`.
+    fn measure_clock_offset(&self) -> Result<i64, CallError> {
         let before = self.clocks.wall_now();
-        let server = self.api.server_date().ok()?;
+        let server = self.api.server_date()?;
         let after = self.clocks.wall_now();
         let midpoint = before + (after - before) / 2;
         let offset: time::Duration = server - midpoint;
-        i64::try_from(offset.whole_milliseconds()).ok()
+        Ok(i64::try_from(offset.whole_milliseconds()).unwrap_or(i64::MAX))
     }
 
     /// `Some(state)` when the item reached a terminal state, `None` when it stays queued.

@@ -102,16 +102,16 @@ fn drain_through_the_fault_proxy_versus_a_plain_sequential_client() {
         let server = DemoServer::start();
         let rep = Admin::login(&server.url(), "rep1");
         let (deal_id, lat, lon) = rep.deal_with_visit();
+        // Every connection dies sooner or later (a flaky link): cut at 3 MiB (mid-photo) or
+        // after 48-64 MiB, a 503 with Retry-After: 1, a 500 ms stall then a cut.
         let proxy = FaultProxy::start(
             server.addr,
             vec![
-                Fault::None,
-                Fault::None,
                 Fault::DropAfter(3 * 1024 * 1024),
-                Fault::None,
+                Fault::DropAfter(48 * 1024 * 1024),
                 Fault::Unavailable(1),
-                Fault::None,
-                Fault::StallAfter(512 * 1024, Duration::from_millis(500)),
+                Fault::DropAfter(64 * 1024 * 1024),
+                Fault::StallAfter(32 * 1024 * 1024, Duration::from_millis(500)),
             ],
         );
         let home = tempfile::tempdir().expect("home");
@@ -158,7 +158,26 @@ fn drain_through_the_fault_proxy_versus_a_plain_sequential_client() {
         }
         let elapsed = started.elapsed();
         assert!(device.queue().pending().expect("pending").is_empty());
-        eprintln!("faults injected: {}", proxy.faults_injected());
+        eprintln!(
+            "faults injected: {} (cuts {}, stalls {}, 503s {}) over {} connections, {runs} sync run(s)",
+            proxy.faults_injected(),
+            proxy
+                .stats
+                .dropped
+                .load(std::sync::atomic::Ordering::SeqCst),
+            proxy
+                .stats
+                .stalled
+                .load(std::sync::atomic::Ordering::SeqCst),
+            proxy
+                .stats
+                .unavailable
+                .load(std::sync::atomic::Ordering::SeqCst),
+            proxy
+                .stats
+                .connections
+                .load(std::sync::atomic::Ordering::SeqCst),
+        );
         elapsed
     };
     let ratio = sdk.as_secs_f64() / baseline.as_secs_f64();

@@ -448,3 +448,70 @@ fn a_patch_cut_off_mid_body_resumes_from_the_servers_offset() {
     assert_eq!(again.upload_id, upload.upload_id);
     assert_eq!(again.offset, 600_000);
 }
+
+#[test]
+fn an_answer_lost_after_the_server_stored_the_evidence_is_replayed_not_duplicated() {
+    let server = DemoServer::start();
+    let rep = Admin::login(&server.url(), "rep1");
+    let booked = rep.book_deal();
+    let field = Field::new();
+    field.login_enroll_download(&server.url());
+    cache_visit_window_if_the_server_does_not_show_it(&field, &booked);
+    let dir = tempfile::tempdir().expect("dir");
+    let small = dir.path().join("small.jpg");
+    let big = dir.path().join("big.jpg");
+    std::fs::write(&small, support::photos::generated_jpeg(11, 256)).expect("write");
+    std::fs::write(&big, support::photos::padded_jpeg(12, 500_000)).expect("write");
+    let (lat, lon) = (booked.lat.to_string(), booked.lon.to_string());
+    for photo in [&small, &big] {
+        field.run(&[
+            "capture",
+            photo.to_str().expect("utf-8"),
+            "--deal",
+            &booked.deal_id,
+            "--node",
+            "site_survey",
+            "--lat",
+            &lat,
+            "--lon",
+            &lon,
+            "--tag",
+            "nameplate",
+        ]);
+    }
+    let sync = [
+        "sync",
+        "--resumable-threshold",
+        "300000",
+        "--chunk-size",
+        "200000",
+        "--keep-photos",
+    ];
+    field.run(&sync);
+    let first: Vec<(String, Option<String>)> = field
+        .items()
+        .into_iter()
+        .map(|i| (i.capture_id, i.evidence_id))
+        .collect();
+    assert!(first.iter().all(|(_, e)| e.is_some()), "{first:?}");
+    // The answers never arrived, as far as the phone knows: both items back to `uploading`
+    // (the big one still holding its finished upload_id).
+    let conn = rusqlite::Connection::open(field.home.path().join("queue.sqlite3")).expect("db");
+    conn.execute(
+        "UPDATE captures SET state = 'uploading', evidence_id = NULL, reasons_json = '[]'",
+        [],
+    )
+    .expect("reset");
+    let report = field.run(&sync);
+    assert_eq!(report["attempted"], 2, "{report}");
+    let again: Vec<(String, Option<String>)> = field
+        .items()
+        .into_iter()
+        .map(|i| (i.capture_id, i.evidence_id))
+        .collect();
+    assert_eq!(again, first, "the same evidence, replayed");
+    assert_eq!(
+        evidence_rows_by_capture(&server.data_dir.path().join("fieldproof.db")).len(),
+        2
+    );
+}

@@ -87,7 +87,7 @@ enum Command {
         /// Photos this size or larger are sent resumably.
         #[arg(long, default_value_t = 1024 * 1024)]
         resumable_threshold: u64,
-        #[arg(long, default_value_t = 1024 * 1024)]
+        #[arg(long, default_value_t = 8 * 1024 * 1024)]
         chunk_size: u64,
         #[arg(long, default_value_t = 8)]
         max_attempts: u32,
