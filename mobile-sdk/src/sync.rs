@@ -357,7 +357,6 @@ impl Syncer<'_> {
         }
         let id = upload_id.clone().unwrap_or_default();
         let mut offset = offset.unwrap_or(0);
-        self.progress.bytes_sent(offset);
         while offset < item.size_bytes {
             let len = self.options.chunk_size.min(item.size_bytes - offset);
             match self.api.patch_upload(token, &id, photo, offset, len) {
