@@ -9,6 +9,7 @@ mod m20261126_000003_pipeline;
 mod m20261126_000004_notifications;
 mod m20261126_000005_evidence;
 mod m20261126_000006_uploads;
+mod util;
 
 pub struct Migrator;
 

@@ -2,27 +2,11 @@
 //! the facts recorded on a run, the activity log, the hash-chained audit trail and stall alarms.
 
 use crate::m20261126_000001_accounts::{Orgs, Users};
+use crate::util::index;
 use sea_orm_migration::{prelude::*, schema::*};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
-
-fn index(
-    name: &str,
-    table: impl IntoIden,
-    cols: &[&'static str],
-    unique: bool,
-) -> IndexCreateStatement {
-    let mut index = Index::create();
-    index.name(name).table(table);
-    for col in cols {
-        index.col(Alias::new(*col));
-    }
-    if unique {
-        index.unique();
-    }
-    index.to_owned()
-}
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {

@@ -2,27 +2,11 @@
 //! checks and verdict, perceptual-hash bands for near-duplicate search at scale, and upload
 //! leases that keep the orphan sweep away from blobs an upload is about to claim.
 
+use crate::util::index;
 use sea_orm_migration::{prelude::*, schema::*};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
-
-fn index(
-    name: &str,
-    table: impl IntoIden,
-    cols: &[&'static str],
-    unique: bool,
-) -> IndexCreateStatement {
-    let mut index = Index::create();
-    index.name(name).table(table);
-    for col in cols {
-        index.col(Alias::new(*col));
-    }
-    if unique {
-        index.unique();
-    }
-    index.to_owned()
-}
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {

@@ -87,7 +87,7 @@ async fn book_visit(app: &TestApp, setup: &DealSetup) -> reqwest::Response {
 
 /// Move the deal along with supervisor overrides (the one legitimate way past a node whose
 /// evidence this test does not produce) until `node` is current.
-async fn override_until(app: &TestApp, deal: &str, node: &str) {
+pub(crate) async fn override_until(app: &TestApp, deal: &str, node: &str) {
     let supervisor = app.token("supervisor_east").await;
     for _ in 0..12 {
         let current = view(app, deal, "supervisor_east").await["current_node"]

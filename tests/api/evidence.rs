@@ -839,3 +839,144 @@ async fn a_resumable_upload_finishes_into_the_same_pipeline() {
     .await;
     assert_eq!(again.status(), 200);
 }
+
+fn pdf(text: &str) -> Vec<u8> {
+    format!("%PDF-1.7\n1 0 obj\n<< /Title ({text}) >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n")
+        .into_bytes()
+}
+
+fn document_form(capture_id: &str, bytes: Vec<u8>, customer_signed: bool) -> Form {
+    Form::new()
+        .part("meta", Part::text(json!({"capture_id": capture_id, "kind": "document", "customer_signed": customer_signed}).to_string()))
+        .part("file", Part::bytes(bytes).file_name("doc.pdf"))
+}
+
+#[tokio::test]
+async fn documents_meet_document_nodes_and_a_claimed_signature_needs_a_supervisor() {
+    let app = spawn_app().await;
+    let s = deal_at_site_survey(&app, "Docs Co").await;
+    crate::deals::override_until(&app, &s.deal, "pain_points_confirmed").await;
+    // A photo is the wrong kind of evidence here; a document the customer signed waits for review.
+    let photo_here = upload(
+        &app,
+        &s.rep,
+        &s.deal,
+        "pain_points_confirmed",
+        form(&uuid(), &[], photo(101, SITE.0, SITE.1, 5)),
+    )
+    .await;
+    error_body(photo_here, 422, "validation_failed").await;
+    let signed: Value = upload(
+        &app,
+        &s.rep,
+        &s.deal,
+        "pain_points_confirmed",
+        document_form(&uuid(), pdf("pain points, signed"), true),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(signed["verdict"], "needs_review");
+    assert_eq!(signed["deal_current_node"], "pain_points_confirmed");
+    let supervisor = app.token("supervisor_east").await;
+    let decided: Value = app
+        .post(
+            &format!("/api/v1/evidence/{}/review", signed["id"].as_str().unwrap()),
+            &supervisor,
+            &json!({"decision": "approve", "reason": "customer's chop and signature checked"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(decided["review_state"], "approved");
+    let deal: Value = app
+        .get(&format!("/api/v1/deals/{}", s.deal), &s.rep)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(deal["current_node"], "decision_chain_mapped");
+
+    crate::deals::override_until(&app, &s.deal, "solution_submitted").await;
+    let proposal: Value = upload(
+        &app,
+        &s.rep,
+        &s.deal,
+        "solution_submitted",
+        document_form(&uuid(), pdf("proposal"), false),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(proposal["verdict"], "passed");
+    assert_eq!(proposal["deal_current_node"], "presales_review");
+}
+
+#[tokio::test]
+async fn the_handover_checklist_and_the_signed_acknowledgement_complete_the_deal() {
+    let app = spawn_app().await;
+    let s = deal_at_site_survey(&app, "Handover Co").await;
+    crate::deals::override_until(&app, &s.deal, "delivery_handover").await;
+    for item in ["delivery_plan", "handover_meeting"] {
+        let v: Value = app
+            .post(
+                &format!("/api/v1/deals/{}/nodes/delivery_handover/checklist", s.deal),
+                &s.rep,
+                &json!({"item": item}),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            v["current_node"], "delivery_handover",
+            "the acknowledgement is still missing"
+        );
+    }
+    let ack: Value = upload(
+        &app,
+        &s.rep,
+        &s.deal,
+        "delivery_handover",
+        document_form(&uuid(), pdf("acceptance"), true),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let supervisor = app.token("supervisor_east").await;
+    app.post(
+        &format!("/api/v1/evidence/{}/review", ack["id"].as_str().unwrap()),
+        &supervisor,
+        &json!({"decision": "approve", "reason": "signed acceptance note"}),
+    )
+    .await;
+    let deal: Value = app
+        .get(&format!("/api/v1/deals/{}", s.deal), &s.rep)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(deal["status"], "won");
+    assert_eq!(deal["current_node"], Value::Null);
+    assert!(
+        deal["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["state"] == "passed")
+    );
+    let audit: Value = app
+        .get(&format!("/api/v1/deals/{}/audit", s.deal), &s.rep)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        audit.as_array().unwrap().last().unwrap()["kind"],
+        "deal_completed"
+    );
+}

@@ -7,6 +7,7 @@
 
 mod auth;
 mod cli;
+mod crash;
 mod customers;
 mod deals;
 mod errors;

@@ -1,0 +1,21 @@
+//! Small builders shared by the migrations.
+
+use sea_orm_migration::prelude::*;
+
+/// An index over `cols` (column names as in the table), unique or not.
+pub(crate) fn index(
+    name: &str,
+    table: impl IntoIden,
+    cols: &[&'static str],
+    unique: bool,
+) -> IndexCreateStatement {
+    let mut index = Index::create();
+    index.name(name).table(table);
+    for col in cols {
+        index.col(Alias::new(*col));
+    }
+    if unique {
+        index.unique();
+    }
+    index.to_owned()
+}
