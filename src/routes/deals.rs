@@ -88,6 +88,8 @@ pub struct DealView {
     /// `open` or `won`.
     pub status: String,
     pub current_node: Option<String>,
+    /// The booked visit (site, contact, window), once `visit_booked` has its fact.
+    pub visit: Option<engine::BookedVisit>,
     pub nodes: Vec<NodeView>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -133,7 +135,9 @@ pub async fn deal_view(state: &AppState, row: deal::Model) -> ApiResult<DealView
             requirements,
         });
     }
+    let visit = engine::booked_visit(&state.db, &row.id).await?;
     Ok(DealView {
+        visit,
         products: engine::products_of(&row),
         id: row.id,
         customer_id: row.customer_id,

@@ -122,6 +122,13 @@ async fn upload(
     let meta = meta.ok_or_else(|| {
         ApiError::invalid_field("meta", "the meta part is missing", "缺少 meta 字段")
     })?;
+    if file.is_none()
+        && let Some(upload_id) = &meta.upload_id
+        && let Some(replay) =
+            replay_of_finished_upload(&state, &caller, upload_id, &meta.capture_id).await?
+    {
+        return Ok(replay);
+    }
     let file = match (file, &meta.upload_id) {
         (Some(file), _) => file,
         (None, Some(upload_id)) => {
@@ -163,6 +170,30 @@ async fn upload(
         Ingested::Created(body) => HttpResponse::Created().json(body),
         Ingested::Replayed(body) => HttpResponse::Ok().json(body),
     })
+}
+
+/// A finished upload whose answer the phone lost: the evidence exists for its capture, so
+/// answer as the first time (or 409 if the bytes differ) without assembling anything again.
+async fn replay_of_finished_upload(
+    state: &AppState,
+    caller: &Caller,
+    upload_id: &str,
+    capture_id: &str,
+) -> ApiResult<Option<HttpResponse>> {
+    let Some(existing) =
+        crate::db::evidence::find_by_capture(&state.db, &caller.org_id, capture_id.trim()).await?
+    else {
+        return Ok(None);
+    };
+    let session = crate::db::uploads::find_own(&state.db, caller, upload_id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    if session.sha256.eq_ignore_ascii_case(&existing.sha256) {
+        Ok(Some(HttpResponse::Ok().json(existing.response)))
+    } else {
+        Err(ApiError::new(ErrorCode::CaptureConflict)
+            .with_details(json!({"capture_id": existing.capture_id, "evidence_id": existing.id})))
+    }
 }
 
 /// Put a finished resumable upload together into a temp file, as if it had come in one piece.

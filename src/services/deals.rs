@@ -617,3 +617,44 @@ pub async fn change_products(
     txn.commit().await?;
     Ok(row)
 }
+
+/// The visit booked on a deal (its latest `visit` fact): the window photos are judged against.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct BookedVisit {
+    pub site_id: String,
+    pub contact_id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub starts_at: time::OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub ends_at: time::OffsetDateTime,
+}
+
+pub async fn booked_visit<C: ConnectionTrait>(
+    db: &C,
+    deal_id: &str,
+) -> ApiResult<Option<BookedVisit>> {
+    let mut visit = None;
+    for run in repo::runs_of(db, deal_id).await? {
+        for record in repo::records_of_run(db, &run.id).await? {
+            if record.kind != "visit" {
+                continue;
+            }
+            let at = |k: &str| {
+                record
+                    .payload
+                    .get(k)
+                    .and_then(Value::as_i64)
+                    .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+            };
+            if let (Some(starts_at), Some(ends_at)) = (at("starts_at"), at("ends_at")) {
+                visit = Some(BookedVisit {
+                    site_id: text(&record.payload, "site_id"),
+                    contact_id: text(&record.payload, "contact_id"),
+                    starts_at,
+                    ends_at,
+                });
+            }
+        }
+    }
+    Ok(visit)
+}

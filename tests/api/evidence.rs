@@ -980,3 +980,53 @@ async fn the_handover_checklist_and_the_signed_acknowledgement_complete_the_deal
         "deal_completed"
     );
 }
+
+#[tokio::test]
+async fn finishing_a_resumable_upload_again_replays_the_first_answer() {
+    use sha2::Digest;
+    let app = spawn_app().await;
+    let s = deal_at_site_survey(&app, "Lost Answer Co").await;
+    let capture = uuid();
+    let bytes = photo(97, SITE.0, SITE.1, 5);
+    let created: Value = app
+        .post("/api/v1/uploads", &s.rep, &json!({"capture_id": capture, "size": bytes.len(), "sha256": hex::encode(sha2::Sha256::digest(&bytes))}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let upload_id = created["upload_id"].as_str().unwrap().to_owned();
+    app.request(
+        reqwest::Method::PATCH,
+        &format!("/api/v1/uploads/{upload_id}"),
+        Some(&s.rep),
+    )
+    .header("upload-offset", "0")
+    .header("content-type", "application/offset+octet-stream")
+    .body(bytes)
+    .send()
+    .await
+    .unwrap();
+    let finish = || {
+        Form::new().part(
+            "meta",
+            Part::text(json!({"capture_id": capture, "upload_id": upload_id}).to_string()),
+        )
+    };
+    let first = upload(&app, &s.rep, &s.deal, "site_survey", finish()).await;
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.unwrap();
+    // The phone never saw that answer and finishes again.
+    let again = upload(&app, &s.rep, &s.deal, "site_survey", finish()).await;
+    assert_eq!(again.status(), 200);
+    assert_eq!(again.json::<Value>().await.unwrap(), first);
+    let deal: Value = app
+        .get(&format!("/api/v1/deals/{}", s.deal), &s.rep)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        deal["visit"]["starts_at"].as_str().is_some(),
+        "the deal view carries the booked visit"
+    );
+}

@@ -310,26 +310,12 @@ async fn history(
 
 /// The visit booked on the deal, if any: the window photos are judged against.
 async fn visit_window(state: &AppState, deal_row: &deal::Model) -> ApiResult<Option<VisitWindow>> {
-    let runs = deal_repo::runs_of(&state.db, &deal_row.id).await?;
-    let mut window = None;
-    for run in runs {
-        for record in deal_repo::records_of_run(&state.db, &run.id).await? {
-            if record.kind == "visit" {
-                let at = |k: &str| {
-                    record
-                        .payload
-                        .get(k)
-                        .and_then(Value::as_i64)
-                        .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
-                };
-                window = Some(VisitWindow {
-                    start: at("starts_at"),
-                    end: at("ends_at"),
-                });
-            }
-        }
-    }
-    Ok(window)
+    Ok(engine::booked_visit(&state.db, &deal_row.id)
+        .await?
+        .map(|v| VisitWindow {
+            start: Some(v.starts_at),
+            end: Some(v.ends_at),
+        }))
 }
 
 async fn site_of(state: &AppState, deal_row: &deal::Model) -> ApiResult<Option<(SitePoint, i32)>> {
