@@ -133,8 +133,8 @@ pub async fn captures_around<C: ConnectionTrait>(
 ) -> Result<Vec<evidence::Model>, DbErr> {
     evidence::Entity::find()
         .filter(evidence::Column::UploaderId.eq(uploader_id))
-        .filter(evidence::Column::CapturedAt.gte(at - window))
-        .filter(evidence::Column::CapturedAt.lte(at + window))
+        .filter(evidence::Column::CapturedAt.gte((at - window).to_offset(time::UtcOffset::UTC)))
+        .filter(evidence::Column::CapturedAt.lte((at + window).to_offset(time::UtcOffset::UTC)))
         .filter(evidence::Column::CaptureLat.is_not_null())
         .filter(evidence::Column::CaptureId.ne(capture_id))
         .limit(200)

@@ -579,7 +579,8 @@ pub async fn ingest(
         verdict: Set(verdict_value.clone()),
         findings: Set(format!(",{},", findings.join(","))),
         rule_set_version: Set(view.rule_set_version.clone()),
-        captured_at: Set(captured.0),
+        // UTC: SQLite compares stored times as text, so every stored instant shares one offset.
+        captured_at: Set(captured.0.map(|t| t.to_offset(time::UtcOffset::UTC))),
         capture_lat: Set(captured.1.map(|p| p.lat())),
         capture_lon: Set(captured.1.map(|p| p.lon())),
         received_at: Set(received_at),
