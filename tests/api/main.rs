@@ -16,6 +16,7 @@ mod notifications;
 mod ops;
 #[path = "../../domain/tests/support/mod.rs"]
 mod photos;
+mod quotes;
 mod stalls;
 mod storage;
 mod uploads;
