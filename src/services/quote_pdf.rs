@@ -325,7 +325,7 @@ pub fn render(doc: &QuoteDocument<'_>, font: &QuoteFont) -> anyhow::Result<Rende
     layout.y -= 8.0;
     table_header(&mut layout);
     for (i, (line, amounts)) in doc.lines.iter().zip(&doc.totals.lines).enumerate() {
-        let description = layout.wrap(line.description(), 9.0, 195.0);
+        let description = layout.wrap(line.description(), 9.0, 175.0);
         let sku = layout.wrap(line.sku(), 9.0, 78.0);
         let rows = description.len().max(sku.len()) as f32;
         if layout.need(rows * 13.0 + 4.0) {
