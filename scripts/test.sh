@@ -91,8 +91,20 @@ count_passed() { grep -Eo 'test result: ok\. [0-9]+ passed' "$1" | awk '{s += $4
 # The blob store contract tests (tests/api/storage.rs) that passed in a run's log.
 count_storage() { grep -cE '^test storage::[a-z0-9_]+ \.\.\. ok$' "$1" || true; }
 
+# The quote tests read PDFs with poppler's pdftotext and drive the H5 page in headless Chromium;
+# without them those tests fail (loudly), so install them here.
+install_test_tools() {
+  local missing=()
+  command -v pdftotext >/dev/null || missing+=(poppler-utils)
+  command -v chromium >/dev/null || missing+=(chromium)
+  if [ ${#missing[@]} -gt 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
 logs=$(mktemp -d)
 trap stop_s3 EXIT
+install_test_tools
 start_postgres
 start_s3
 install_browser

@@ -94,6 +94,22 @@ pub struct Settings {
     pub console_secure_cookie: Option<bool>,
     /// How long a console sign-in lasts, hours (then the supervisor signs in again).
     pub console_session_hours: i64,
+    /// A TrueType CJK font for quote PDFs (e.g. a full WenQuanYi Micro Hei). Unset: the
+    /// installed Debian font if any, else the subset compiled into the binary.
+    pub quote_font_path: Option<PathBuf>,
+    /// Where quote events (`quote.issued`, `quote.confirmed`) are POSTed for the ERP, signed
+    /// with `erp_webhook_secret`. Unset: no ERP hand-off.
+    pub erp_webhook_url: Option<String>,
+    /// HMAC key of the ERP hand-off, both ways: it signs outbound events and verifies the ERP's
+    /// order-number callbacks. Unset disables the callback endpoint.
+    #[serde(serialize_with = "serialize_secret_opt")]
+    pub erp_webhook_secret: Option<SecretString>,
+    /// Requests per minute one client address may make to the customer-facing quote pages and
+    /// API (per instance: the limiter lives in process memory).
+    pub public_rate_limit_per_minute: u32,
+    /// Take the client address for rate limiting from `X-Forwarded-For`/`Forwarded` (only
+    /// behind a proxy that sets them; otherwise clients could choose their own address).
+    pub trust_forwarded_for: bool,
 }
 
 /// The blob store backend, chosen once at startup.
@@ -146,6 +162,11 @@ impl Default for Settings {
             public_base_url: None,
             console_secure_cookie: None,
             console_session_hours: 12,
+            quote_font_path: None,
+            erp_webhook_url: None,
+            erp_webhook_secret: None,
+            public_rate_limit_per_minute: 60,
+            trust_forwarded_for: false,
         }
     }
 }

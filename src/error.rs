@@ -88,6 +88,22 @@ error_codes! {
         "The capture manifest is not valid.", "拍摄记录无效。";
     ReviewClosed => "review_closed", CONFLICT,
         "This evidence is not waiting for a review decision.", "该证据不在待审核状态。";
+    QuoteDraftExists => "quote_draft_exists", CONFLICT,
+        "This deal already has a draft quote; edit that one.", "该商机已有报价草稿，请直接修改该草稿。";
+    QuoteNotDraft => "quote_not_draft", CONFLICT,
+        "Only a draft quote can be issued; this one is already issued or superseded.",
+        "只有报价草稿可以出具；该报价已出具或已作废。";
+    QuoteNotLatest => "quote_not_latest", CONFLICT,
+        "A newer revision of this quote exists; work on the latest one.", "该报价已有更新的版本，请在最新版本上操作。";
+    QuoteSuperseded => "quote_superseded", CONFLICT,
+        "A newer quote has been issued to you, so this one can no longer be confirmed. Please ask your sales contact for the link to the latest quote.",
+        "已有更新的报价单，本报价已作废，不能再确认。请联系您的销售人员获取最新报价的链接。";
+    QuoteDecided => "quote_decided", CONFLICT,
+        "The customer has already decided on this quote.", "客户已对该报价作出决定。";
+    QuoteNotConfirmed => "quote_not_confirmed", CONFLICT,
+        "The customer has not confirmed this quote.", "客户尚未确认该报价。";
+    ErpOrderConflict => "erp_order_conflict", CONFLICT,
+        "A different ERP order number is already recorded for this quote.", "该报价已记录了另一个 ERP 订单号。";
     PayloadTooLarge => "payload_too_large", PAYLOAD_TOO_LARGE,
         "The request body is too large.", "请求体过大。";
     UnsupportedMediaType => "unsupported_media_type", UNSUPPORTED_MEDIA_TYPE,

@@ -10,6 +10,7 @@ pub mod error;
 pub mod jobs;
 pub mod openapi;
 pub mod ops;
+pub mod rate_limit;
 pub mod routes;
 pub mod services;
 pub mod startup;

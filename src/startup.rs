@@ -68,6 +68,9 @@ impl Application {
                     .unwrap_or(2),
             )),
             url_signer: crate::state::UrlSigner::new(&key),
+            public_limiter: Arc::new(crate::rate_limit::RateLimiter::new(
+                settings.public_rate_limit_per_minute,
+            )),
             settings: Arc::new(settings),
         };
         let listener = TcpListener::bind((state.settings.host.as_str(), state.settings.port))
@@ -115,6 +118,7 @@ fn run(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
             .configure(routes::health::configure)
             .configure(routes::configure_api)
             .configure(console::configure)
+            .configure(routes::quote_page::configure)
             .service(openapi::docs())
             .default_service(web::to(unknown_route))
     });

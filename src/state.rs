@@ -19,6 +19,8 @@ pub struct AppState {
     pub verify_slots: Arc<tokio::sync::Semaphore>,
     /// Signs short-lived URLs (thumbnails from the folder store).
     pub url_signer: UrlSigner,
+    /// Per-client allowance on the customer-facing quote endpoints (per process).
+    pub public_limiter: Arc<crate::rate_limit::RateLimiter>,
 }
 
 /// HMAC signer of short-lived URLs, keyed with the deployment's signing key.

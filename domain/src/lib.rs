@@ -9,3 +9,4 @@ pub mod customer;
 pub mod evidence;
 pub mod geo;
 pub mod pipeline;
+pub mod quote;

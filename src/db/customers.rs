@@ -44,6 +44,11 @@ pub fn may_edit(caller: &Caller, row: &customer::Model) -> bool {
         || (caller.leads_team() && caller.team_id.is_some() && row.team_id == caller.team_id)
 }
 
+/// A customer by id, unscoped: for printing its name on a quote the caller already reached.
+pub async fn find<C: ConnectionTrait>(db: &C, id: &str) -> Result<Option<customer::Model>, DbErr> {
+    customer::Entity::find_by_id(id.to_owned()).one(db).await
+}
+
 pub async fn find_visible<C: ConnectionTrait>(
     db: &C,
     caller: &Caller,

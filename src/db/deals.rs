@@ -48,6 +48,12 @@ pub async fn find_visible<C: ConnectionTrait>(
         .await
 }
 
+/// A deal by id, unscoped: only for callers that authorised the access another way (a customer
+/// link names its quote, and through it one deal).
+pub async fn find<C: ConnectionTrait>(db: &C, id: &str) -> Result<Option<deal::Model>, DbErr> {
+    deal::Entity::find_by_id(id.to_owned()).one(db).await
+}
+
 /// Re-read a deal inside a transaction, locking its row (PostgreSQL) so changes to one deal
 /// — and its audit chain — are applied one at a time.
 pub async fn lock<C: ConnectionTrait>(db: &C, id: &str) -> Result<Option<deal::Model>, DbErr> {

@@ -11,6 +11,7 @@ pub mod evidence;
 pub mod notifications;
 pub mod orgs;
 pub mod outbox;
+pub mod quotes;
 pub mod sessions;
 pub mod team_webhooks;
 pub mod teams;

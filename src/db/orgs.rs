@@ -10,6 +10,10 @@ pub async fn first<C: ConnectionTrait>(db: &C) -> Result<Option<org::Model>, DbE
         .await
 }
 
+pub async fn find<C: ConnectionTrait>(db: &C, id: &str) -> Result<Option<org::Model>, DbErr> {
+    org::Entity::find_by_id(id.to_owned()).one(db).await
+}
+
 pub async fn create<C: ConnectionTrait>(db: &C, name: &str) -> Result<org::Model, DbErr> {
     org::ActiveModel {
         id: Set(super::new_id()),

@@ -37,6 +37,9 @@ pub struct OutboxConfig {
     pub retry_max: Duration,
     pub http_timeout: Duration,
     pub public_base_url: Option<String>,
+    /// The ERP's endpoint for quote events and the key that signs them.
+    pub erp_webhook_url: Option<String>,
+    pub erp_webhook_secret: Option<secrecy::SecretString>,
 }
 
 impl OutboxConfig {
@@ -48,6 +51,8 @@ impl OutboxConfig {
             retry_max: Duration::from_secs(s.webhook_retry_max_secs),
             http_timeout: Duration::from_secs(s.webhook_timeout_secs.max(1)),
             public_base_url: s.public_base_url.clone(),
+            erp_webhook_url: s.erp_webhook_url.clone(),
+            erp_webhook_secret: s.erp_webhook_secret.clone(),
         }
     }
 
@@ -200,6 +205,9 @@ impl OutboxWorker {
 
     /// One attempt at delivering a claimed row.
     async fn send(&self, claimed: &row::Model) -> Result<(), Failure> {
+        if claimed.topic == crate::services::quotes::TOPIC_ERP_QUOTE {
+            return self.send_erp(claimed).await;
+        }
         if claimed.topic != outbox::TOPIC_TEAM_WEBHOOK {
             return Err(Failure::Permanent(format!(
                 "unknown topic {:?}",
@@ -237,6 +245,51 @@ impl OutboxWorker {
         let status = response.status().as_u16();
         let body = response.text().await.unwrap_or_default();
         chat_robots::accepted(status, &body).map_err(Failure::Transient)
+    }
+}
+
+impl OutboxWorker {
+    /// A quote event to the ERP: the payload as the JSON body, signed like the callbacks we
+    /// accept (`X-Fieldproof-Signature: sha256=HMAC(secret, "{timestamp}.{body}")`), so the
+    /// receiver can check origin and freshness. Only a 2xx counts as delivered.
+    async fn send_erp(&self, claimed: &row::Model) -> Result<(), Failure> {
+        use secrecy::ExposeSecret;
+        let url = self
+            .config
+            .erp_webhook_url
+            .as_deref()
+            .ok_or_else(|| Failure::Permanent("ERP webhook no longer configured".into()))?;
+        let body = serde_json::to_vec(&claimed.payload)
+            .map_err(|e| Failure::Permanent(format!("unreadable payload: {e}")))?;
+        let timestamp = (self.clock)().unix_timestamp();
+        let mut request = self
+            .http
+            .post(url)
+            .header(DELIVERY_HEADER, &claimed.id)
+            .header("content-type", "application/json")
+            .header("x-fieldproof-timestamp", timestamp.to_string());
+        if let Some(secret) = &self.config.erp_webhook_secret {
+            let signature = crate::routes::integrations::sign(
+                secret.expose_secret().as_bytes(),
+                timestamp,
+                &body,
+            );
+            request = request.header("x-fieldproof-signature", format!("sha256={signature}"));
+        }
+        let response = request
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| Failure::Transient(describe(e)))?;
+        let status = response.status();
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(Failure::Transient(format!(
+                "ERP answered HTTP {}",
+                status.as_u16()
+            )))
+        }
     }
 }
 

@@ -2,6 +2,9 @@
 //! `e_signature` requirement is met, so it must be authentic and fresh: HMAC-SHA256 over
 //! `"{timestamp}.{body}"` with the shared secret, a timestamp within five minutes, and each
 //! event id accepted once.
+//!
+//! `/api/v1/integrations/erp/orders`: the ERP records its order number against a confirmed
+//! quote, signed the same way with the ERP secret (which also signs our quote events to it).
 
 use crate::db::{self, deals as repo};
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
@@ -16,7 +19,7 @@ use serde_json::json;
 use sha2::Sha256;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(esign_callback);
+    cfg.service(esign_callback).service(erp_order_callback);
 }
 
 const MAX_SKEW_SECS: i64 = 300;
@@ -141,4 +144,36 @@ async fn esign_callback(
     Ok(HttpResponse::Ok().json(
         json!({"accepted": true, "current_node": row.current_node_key, "status": row.status}),
     ))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct ErpOrderEvent {
+    /// The `quote_id` of the `quote.confirmed` event.
+    pub quote_id: String,
+    /// The ERP's sales-order number (1-64 characters).
+    pub order_number: String,
+}
+
+/// The ERP's callback (HMAC-signed like the e-signature one): record its order number against a
+/// confirmed quote. The same number again is accepted (retries); a different one is 409.
+#[utoipa::path(tag = "integrations", request_body = ErpOrderEvent, responses((status = 200), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[post("/integrations/erp/orders")]
+async fn erp_order_callback(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> ApiResult<HttpResponse> {
+    let secret = state
+        .settings
+        .erp_webhook_secret
+        .clone()
+        .ok_or_else(|| ApiError::new(ErrorCode::RouteNotFound))?;
+    verify(secret.expose_secret().as_bytes(), &req, &body)?;
+    let event: ErpOrderEvent = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(ErrorCode::InvalidJson).with_details(json!({"reason": e.to_string()}))
+    })?;
+    let quote =
+        crate::services::quotes::record_erp_order(&state, &event.quote_id, &event.order_number)
+            .await?;
+    Ok(HttpResponse::Ok().json(json!({"accepted": true, "quote_id": quote.id, "number": quote.number, "erp_order_number": quote.erp_order_number})))
 }

@@ -8,6 +8,8 @@ pub mod evidence;
 pub mod health;
 pub mod integrations;
 pub mod notifications;
+pub mod quote_page;
+pub mod quotes;
 pub mod reports;
 pub mod team_webhooks;
 pub mod teams;
@@ -35,7 +37,8 @@ pub fn configure_api(cfg: &mut web::ServiceConfig) {
             .configure(integrations::configure)
             .configure(notifications::configure)
             .configure(team_webhooks::configure)
-            .configure(uploads::configure),
+            .configure(uploads::configure)
+            .configure(quotes::configure),
     );
 }
 

@@ -318,7 +318,10 @@ pub async fn advance(
         row = active.update(txn).await?;
         match next {
             Some(node) => {
-                enter_node(txn, &row, node, now).await?;
+                let run = enter_node(txn, &row, node, now).await?;
+                // Moving forward only: a quote already issued or confirmed for the deal's
+                // current revision counts on the new run (a return never carries facts).
+                crate::services::quotes::carry_facts(txn, &row, node, &run).await?;
             }
             None => {
                 audit::append(txn, &row.org_id, &row.id, "deal_completed", None, json!({})).await?;
@@ -559,15 +562,17 @@ async fn send_back(
     Ok(row)
 }
 
-/// Change a deal's product lines. A new price changes the quote hash, which voids every price
-/// approval bound to the old one; if the deal had already passed such a node, it goes back.
+/// Change a deal's product lines. Without a quote, the lines' hash is what price approvals are
+/// bound to: a new price changes it, voiding those approvals (and sending the deal back if it
+/// had passed them). Once the deal has a quote, the quote's content hash is the binding and
+/// the product lines are only the estimate: they change the expected value, not the hash.
 pub async fn change_products(
     state: &AppState,
     caller: &Caller,
     deal_id: &str,
     products: Vec<ProductLine>,
 ) -> ApiResult<deal::Model> {
-    let (expected_value, quote_hash) = price_lines(&products)?;
+    let (expected_value, lines_hash) = price_lines(&products)?;
     let visible = repo::find_visible(&state.db, caller, deal_id)
         .await?
         .ok_or_else(ApiError::not_found)?;
@@ -582,17 +587,43 @@ pub async fn change_products(
     if row.status != STATUS_OPEN {
         return Err(ApiError::new(ErrorCode::DealClosed));
     }
-    if row.quote_hash == quote_hash {
+    let has_quote = db::quotes::latest_of_deal(&txn, &row.id).await?.is_some();
+    let quote_hash = if has_quote {
+        row.quote_hash.clone()
+    } else {
+        lines_hash
+    };
+    let products_json = serde_json::to_value(&products).map_err(ApiError::internal)?;
+    if row.quote_hash == quote_hash && row.products == products_json {
         return Ok(row);
     }
     let old_hash = row.quote_hash.clone();
     let mut active: deal::ActiveModel = row.into();
-    active.products = Set(serde_json::to_value(&products).map_err(ApiError::internal)?);
+    active.products = Set(products_json);
     active.quote_hash = Set(quote_hash.clone());
-    active.expected_value_fen = Set(expected_value);
+    if !has_quote {
+        active.expected_value_fen = Set(expected_value);
+    }
     active.updated_at = Set(db::now());
     let row = active.update(&txn).await?;
-    audit::append(&txn, &row.org_id, &row.id, "price_changed", Some(&caller.user_id), json!({"old_quote_hash": old_hash, "quote_hash": quote_hash, "expected_value_fen": expected_value})).await?;
+    audit::append(&txn, &row.org_id, &row.id, "price_changed", Some(&caller.user_id), json!({"old_quote_hash": old_hash, "quote_hash": quote_hash, "expected_value_fen": row.expected_value_fen, "bound_to_quote": has_quote})).await?;
+    let row = if old_hash == quote_hash {
+        row
+    } else {
+        void_quote_approvals(&txn, row, &template, "price_changed").await?
+    };
+    txn.commit().await?;
+    Ok(row)
+}
+
+/// After the deal's quote hash changed: approvals bound to the old hash no longer count, so a
+/// deal that had already passed the node holding them goes back to it (a counted return).
+pub async fn void_quote_approvals(
+    txn: &DatabaseTransaction,
+    row: deal::Model,
+    template: &StoredTemplate,
+    reason: &str,
+) -> ApiResult<deal::Model> {
     let current_pos = row
         .current_node_key
         .as_deref()
@@ -608,14 +639,12 @@ pub async fn change_products(
             )
         })
     });
-    let row = match (current_pos, bound_pos) {
+    match (current_pos, bound_pos) {
         (Some(current), Some(bound)) if bound < current => {
-            send_back(&txn, row, &template, current, bound, None, "price_changed").await?
+            send_back(txn, row, template, current, bound, None, reason).await
         }
-        _ => row,
-    };
-    txn.commit().await?;
-    Ok(row)
+        _ => Ok(row),
+    }
 }
 
 /// The visit booked on a deal (its latest `visit` fact): the window photos are judged against.

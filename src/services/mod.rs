@@ -5,4 +5,6 @@ pub mod chat_robots;
 pub mod deals;
 pub mod evidence;
 pub mod notify;
+pub mod quote_pdf;
+pub mod quotes;
 pub mod uploads;

@@ -18,6 +18,7 @@ mod notifications;
 mod ops;
 #[path = "../../domain/tests/support/mod.rs"]
 mod photos;
+mod quotes;
 mod stalls;
 mod storage;
 mod uploads;

@@ -590,6 +590,8 @@ async fn after_the_last_attempt_the_message_is_given_up_with_its_error_kept() {
         retry_max: Duration::from_secs(600),
         http_timeout: Duration::from_secs(5),
         public_base_url: None,
+        erp_webhook_url: None,
+        erp_webhook_secret: None,
     };
     let (now, clock) = manual_clock();
     let worker = OutboxWorker::new(app.db.clone(), config)
