@@ -2,7 +2,8 @@
 //! (`truth.exiftool.json`, ExifTool 12.57 with `-n`).
 
 use fieldproof_domain::evidence::{
-    CaptureTime, Format, GpsFact, GpsInvalid, LocalTime, extract_facts,
+    CaptureTime, ContentHash, Format, GpsFact, GpsInvalid, LocalTime, extract_facts,
+    extract_facts_hashed,
 };
 use serde_json::Value;
 use std::path::PathBuf;
@@ -212,4 +213,31 @@ fn capture_instants_resolve_from_the_best_source() {
             .resolve(offset!(+8)),
         CaptureTime::Missing
     );
+}
+
+#[test]
+fn facts_with_a_hash_known_from_streaming_are_the_same_facts() {
+    for entry in std::fs::read_dir(corpus_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json") {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        let streamed: ContentHash = hex_of(&bytes).parse().unwrap();
+        assert_eq!(
+            extract_facts_hashed(&bytes, streamed),
+            extract_facts(&bytes),
+            "{}",
+            path.display()
+        );
+    }
+}
+
+/// Hex SHA-256 as the server's receive step computes it while the upload streams in.
+fn hex_of(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

@@ -270,8 +270,8 @@ pub async fn team_runs_between<C: ConnectionTrait>(
 ) -> Result<Vec<node_run::Model>, DbErr> {
     node_run::Entity::find()
         .filter(node_run::Column::TeamId.eq(team_id))
-        .filter(node_run::Column::EnteredAt.gte(from))
-        .filter(node_run::Column::EnteredAt.lt(to))
+        .filter(node_run::Column::EnteredAt.gte(super::utc(from)))
+        .filter(node_run::Column::EnteredAt.lt(super::utc(to)))
         .all(db)
         .await
 }

@@ -174,10 +174,10 @@ pub async fn review_queue<C: ConnectionTrait>(
         query = query.filter(evidence::Column::Findings.contains(format!(",{code},")));
     }
     if let Some(from) = filter.from {
-        query = query.filter(evidence::Column::ReceivedAt.gte(from));
+        query = query.filter(evidence::Column::ReceivedAt.gte(super::utc(from)));
     }
     if let Some(to) = filter.to {
-        query = query.filter(evidence::Column::ReceivedAt.lt(to));
+        query = query.filter(evidence::Column::ReceivedAt.lt(super::utc(to)));
     }
     if let Some(before) = before {
         query = query.filter(evidence::Column::Id.lt(before));

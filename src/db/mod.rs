@@ -71,6 +71,13 @@ pub fn now() -> OffsetDateTime {
         .unwrap_or(t)
 }
 
+/// `t` on UTC, for a range filter on a stored time. Every stored time is UTC ([`now`]), and
+/// SQLite keeps times as RFC 3339 text and compares them as text, so a bound in another offset
+/// (a report week starting Monday 00:00 +08:00) would silently be off by that offset.
+pub fn utc(t: OffsetDateTime) -> OffsetDateTime {
+    t.to_offset(time::UtcOffset::UTC)
+}
+
 /// Whether an error is a unique-constraint violation (a conflict the client can act on).
 pub fn is_unique_violation(err: &DbErr) -> bool {
     matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))

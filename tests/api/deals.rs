@@ -618,3 +618,43 @@ async fn the_heatmap_counts_runs_per_rep_and_node_for_the_team_lead() {
     let south = app.token("manager_south").await;
     error_body(app.get(&path, &south).await, 404, "not_found").await;
 }
+
+#[tokio::test]
+async fn a_run_entered_early_on_monday_china_time_counts_in_that_week_on_every_backend() {
+    // Monday 2026-03-02 03:00 +08:00 is still Sunday in UTC (19:00), the way it is stored.
+    let app = spawn_app().await;
+    let setup = deal_of_rep_a(&app, 5_000_000).await;
+    let entered = time::macros::datetime!(2026-03-01 19:00 UTC);
+    app.db
+        .execute_raw(sea_orm::Statement::from_sql_and_values(
+            app.db.get_database_backend(),
+            match app.db.get_database_backend() {
+                sea_orm::DatabaseBackend::Postgres => {
+                    "UPDATE node_runs SET entered_at = $1 WHERE deal_id = $2"
+                }
+                _ => "UPDATE node_runs SET entered_at = ? WHERE deal_id = ?",
+            },
+            [entered.into(), setup.deal.clone().into()],
+        ))
+        .await
+        .unwrap();
+    let manager = app.token("manager_east").await;
+    let entered_in = |week: &'static str| {
+        let path = format!(
+            "/api/v1/reports/heatmap?team_id={}&week={week}",
+            app.teams[0]
+        );
+        let (app, manager) = (&app, &manager);
+        async move {
+            let map: Value = app.get(&path, manager).await.json().await.unwrap();
+            map["cells"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["entered"].as_u64().unwrap())
+                .sum::<u64>()
+        }
+    };
+    assert_eq!(entered_in("2026-W10").await, 1);
+    assert_eq!(entered_in("2026-W09").await, 0);
+}

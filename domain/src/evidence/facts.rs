@@ -52,11 +52,17 @@ pub struct PhotoFacts {
 /// Extracts the facts from a file's bytes. Never fails and never panics: what cannot be read
 /// is reported as absent or invalid.
 pub fn extract_facts(bytes: &[u8]) -> PhotoFacts {
+    extract_facts_hashed(bytes, ContentHash::of(bytes))
+}
+
+/// [`extract_facts`] for bytes whose SHA-256 is already known: the server hashes an upload
+/// while it streams in, and hashing 4 MB again costs ~2 ms per photo.
+pub fn extract_facts_hashed(bytes: &[u8], sha256: ContentHash) -> PhotoFacts {
     let format = sniff(bytes);
     let (width, height) = pixel_dimensions(format, bytes).unzip();
     let mut facts = PhotoFacts {
         format,
-        sha256: ContentHash::of(bytes),
+        sha256,
         byte_len: bytes.len() as u64,
         exif: ExifStatus::Absent,
         capture: CaptureClaims {

@@ -25,7 +25,7 @@ pub mod xmp;
 
 pub use capture_time::{CaptureClaims, CaptureSource, CaptureTime, LocalTime};
 pub use checks::{Check, CheckCode, CheckDetail, Outcome, Witness};
-pub use facts::{ExifStatus, PhotoFacts, extract_facts};
+pub use facts::{ExifStatus, PhotoFacts, extract_facts, extract_facts_hashed};
 pub use format::{Format, sniff};
 pub use gps::{GpsFact, GpsFix, GpsInvalid};
 pub use hash::ContentHash;

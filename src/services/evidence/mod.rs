@@ -23,7 +23,7 @@ use fieldproof_domain::capture::{CaptureManifest, DeviceClock, anchor_capture_ti
 use fieldproof_domain::evidence::{
     ContentHash, Format, History, ManifestFix, NodePolicy, PerceptualHash, PixelAnalysis,
     PixelLimits, PixelState, PriorCapture, PriorEvidence, VerdictOutcome, VisitWindow, analyze,
-    evaluate, extract_facts,
+    evaluate, extract_facts, extract_facts_hashed,
 };
 use fieldproof_domain::geo::{LatLon, SitePoint};
 use fieldproof_domain::pipeline::Requirement;
@@ -229,9 +229,14 @@ async fn analyse(
         .map_err(ApiError::internal)?;
     let path = upload.file.path.to_path_buf();
     let derivative = upload.derivative.clone();
+    // Hashed while it streamed in (receive): no second pass over the bytes.
+    let known: Option<ContentHash> = upload.file.sha256_hex.parse().ok();
     tokio::task::spawn_blocking(move || -> std::io::Result<_> {
         let bytes = std::fs::read(&path)?;
-        let facts = extract_facts(&bytes);
+        let facts = match known {
+            Some(sha) => extract_facts_hashed(&bytes, sha),
+            None => extract_facts(&bytes),
+        };
         let pixels = match &derivative {
             Some(d) => analyze(d, None, &PixelLimits::default()),
             None => analyze(&bytes, facts.orientation, &PixelLimits::default()),
