@@ -8,4 +8,5 @@ pub mod capture;
 pub mod customer;
 pub mod evidence;
 pub mod geo;
+pub mod leads;
 pub mod pipeline;
