@@ -89,6 +89,19 @@ pub struct Settings {
     /// The address users reach the app at (e.g. `https://crm.example.cn`), so links in chat
     /// messages are clickable. Unset: the link's path is shown as text.
     pub public_base_url: Option<String>,
+    /// How often leads waiting for assignment (imports) and expired protection windows are
+    /// looked for, seconds.
+    pub lead_scan_secs: u64,
+    /// Pool claims one rep may make in any 24 hours.
+    pub lead_daily_claim_cap: u32,
+    /// Hours a rep whose lead expired unworked may not reclaim it.
+    pub lead_reclaim_block_hours: i64,
+    /// Protection window of a claimed or manually reassigned lead, hours.
+    pub lead_claim_protection_hours: u32,
+    /// Public capture submissions per source and client address per minute, per process.
+    pub lead_capture_per_minute: u32,
+    /// Largest CSV import accepted, bytes (100k rows of a typical sheet are ~15 MB).
+    pub lead_import_max_bytes: usize,
 }
 
 /// The blob store backend, chosen once at startup.
@@ -139,6 +152,12 @@ impl Default for Settings {
             webhook_retry_max_secs: 3600,
             webhook_timeout_secs: 10,
             public_base_url: None,
+            lead_scan_secs: 5,
+            lead_daily_claim_cap: 5,
+            lead_reclaim_block_hours: 72,
+            lead_claim_protection_hours: 24,
+            lead_capture_per_minute: 20,
+            lead_import_max_bytes: 48 * 1024 * 1024,
         }
     }
 }

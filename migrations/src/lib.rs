@@ -9,6 +9,7 @@ mod m20261126_000003_pipeline;
 mod m20261126_000004_notifications;
 mod m20261126_000005_evidence;
 mod m20261126_000006_uploads;
+mod m20261126_000008_leads;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000004_notifications::Migration),
             Box::new(m20261126_000005_evidence::Migration),
             Box::new(m20261126_000006_uploads::Migration),
+            Box::new(m20261126_000008_leads::Migration),
         ]
     }
 }

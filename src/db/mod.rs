@@ -7,6 +7,7 @@ pub mod deals;
 pub mod devices;
 pub mod entities;
 pub mod evidence;
+pub mod leads;
 pub mod notifications;
 pub mod orgs;
 pub mod outbox;

@@ -7,6 +7,10 @@ pub mod devices;
 pub mod evidence;
 pub mod health;
 pub mod integrations;
+pub mod lead_capture;
+pub mod lead_imports;
+pub mod lead_rules;
+pub mod leads;
 pub mod notifications;
 pub mod reports;
 pub mod team_webhooks;
@@ -35,7 +39,10 @@ pub fn configure_api(cfg: &mut web::ServiceConfig) {
             .configure(integrations::configure)
             .configure(notifications::configure)
             .configure(team_webhooks::configure)
-            .configure(uploads::configure),
+            .configure(uploads::configure)
+            .configure(leads::configure)
+            .configure(lead_rules::configure)
+            .configure(lead_capture::configure),
     );
 }
 

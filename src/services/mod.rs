@@ -4,5 +4,6 @@ pub mod accounts;
 pub mod chat_robots;
 pub mod deals;
 pub mod evidence;
+pub mod leads;
 pub mod notify;
 pub mod uploads;

@@ -12,6 +12,7 @@ mod deals;
 mod errors;
 mod evidence;
 mod helpers;
+mod leads;
 mod notifications;
 mod ops;
 #[path = "../../domain/tests/support/mod.rs"]
