@@ -125,10 +125,12 @@ async fn list_sources(
     ))
 }
 
+/// (source id, client address) → (window start, submissions in the window).
+type Windows = HashMap<(String, Option<IpAddr>), (Instant, u32)>;
+
 /// Fixed one-minute windows per (source, client address), in this process.
 fn allow(source_id: &str, ip: Option<IpAddr>, per_minute: u32) -> Result<(), u64> {
-    static WINDOWS: OnceLock<Mutex<HashMap<(String, Option<IpAddr>), (Instant, u32)>>> =
-        OnceLock::new();
+    static WINDOWS: OnceLock<Mutex<Windows>> = OnceLock::new();
     let windows = WINDOWS.get_or_init(|| Mutex::new(HashMap::new()));
     let Ok(mut windows) = windows.lock() else {
         return Ok(()); // a poisoned limiter must not take the form down
