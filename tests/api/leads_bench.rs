@@ -13,7 +13,9 @@ use sea_orm::{ActiveValue::Set, EntityTrait};
 use serde_json::json;
 use std::time::Instant;
 
-const PROVINCES: [&str; 8] = ["浙江", "江苏", "上海", "广东", "福建", "山东", "四川", "湖北"];
+const PROVINCES: [&str; 8] = [
+    "浙江", "江苏", "上海", "广东", "福建", "山东", "四川", "湖北",
+];
 
 fn draft(i: usize) -> LeadDraft {
     LeadDraft {
@@ -34,7 +36,10 @@ fn draft(i: usize) -> LeadDraft {
 #[tokio::test]
 #[ignore = "benchmark: run explicitly, see docs/leads.md"]
 async fn leads_bench() {
-    let existing: usize = std::env::var("FIELDPROOF_BENCH_LEADS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let existing: usize = std::env::var("FIELDPROOF_BENCH_LEADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
     let app = spawn_app_with(|s| {
         s.jobs = false;
         s.database_max_connections = 20;
@@ -67,8 +72,14 @@ async fn leads_bench() {
                 updated_at: Set(now),
             });
         }
-        user::Entity::insert_many(users).exec_without_returning(&app.db).await.expect("users");
-        rep_profile::Entity::insert_many(profiles).exec_without_returning(&app.db).await.expect("profiles");
+        user::Entity::insert_many(users)
+            .exec_without_returning(&app.db)
+            .await
+            .expect("users");
+        rep_profile::Entity::insert_many(profiles)
+            .exec_without_returning(&app.db)
+            .await
+            .expect("profiles");
     }
     // History: converted leads (they weigh on the table and its indexes, not on rep loads).
     let origin = Origin::default();
@@ -83,24 +94,39 @@ async fn leads_bench() {
             })
             .collect();
         i += rows.len();
-        fieldproof::db::entities::lead::Entity::insert_many(rows).exec_without_returning(&app.db).await.expect("history");
+        fieldproof::db::entities::lead::Entity::insert_many(rows)
+            .exec_without_returning(&app.db)
+            .await
+            .expect("history");
     }
-    eprintln!("seeded 1000 reps and {existing} leads in {:?}", started.elapsed());
+    eprintln!(
+        "seeded 1000 reps and {existing} leads in {:?}",
+        started.elapsed()
+    );
 
     let mut layers = Vec::new();
     for l in 0..49 {
         let conditions = match l % 5 {
-            0 => json!([{"field": "source", "in": ["trade_show"]}, {"field": "rep_team", "in": ["East"]}]),
+            0 => {
+                json!([{"field": "source", "in": ["trade_show"]}, {"field": "rep_team", "in": ["East"]}])
+            }
             1 => json!([{"field": "industry", "in": ["energy", "chemicals"]}]),
             2 => json!([{"field": "annual_purchase_fen", "at_least": 10_000_000_000i64}]),
-            3 => json!([{"field": "province", "in": ["西藏"]}, {"field": "rep_covers_lead_region"}]),
+            3 => {
+                json!([{"field": "province", "in": ["西藏"]}, {"field": "rep_covers_lead_region"}])
+            }
             _ => json!([{"field": "city", "in": ["拉萨"]}, {"field": "rep_team", "in": ["South"]}]),
         };
         layers.push(json!({"name": format!("layer {l}"), "conditions": conditions}));
     }
     layers.push(json!({"name": "region", "conditions": [{"field": "rep_covers_lead_region"}, {"field": "rep_pending_leads", "below": 50}]}));
     let admin = app.token("admin").await;
-    let response = app.request(reqwest::Method::PUT, "/api/v1/lead-rules", Some(&admin)).json(&json!({"layers": layers})).send().await.expect("rules");
+    let response = app
+        .request(reqwest::Method::PUT, "/api/v1/lead-rules", Some(&admin))
+        .json(&json!({"layers": layers}))
+        .send()
+        .await
+        .expect("rules");
     assert_eq!(response.status(), 201);
 
     for round in 0..2 {
@@ -113,7 +139,13 @@ async fn leads_bench() {
             let body = json!({"company": format!("压测{round}-{k}号公司"), "industry": "制造业", "source": "website", "province": PROVINCES[k % 8], "annual_purchase_fen": 90_000_000});
             tasks.push(tokio::spawn(async move {
                 let t = Instant::now();
-                let status = client.post(url).bearer_auth(token).json(&body).send().await.map(|r| r.status().as_u16());
+                let status = client
+                    .post(url)
+                    .bearer_auth(token)
+                    .json(&body)
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16());
                 (status, t.elapsed())
             }));
         }
@@ -125,7 +157,9 @@ async fn leads_bench() {
         }
         let elapsed = wall.elapsed().as_secs_f64();
         latencies.sort_by(f64::total_cmp);
-        let pct = |p: f64| latencies[((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1];
+        let pct = |p: f64| {
+            latencies[((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1]
+        };
         eprintln!(
             "round {round}: 200 concurrent intakes in {elapsed:.2} s = {:.0} assigned leads/s; intake-to-assigned p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms",
             200.0 / elapsed,

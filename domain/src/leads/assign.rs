@@ -281,23 +281,32 @@ fn rank_order(a: &Candidate, b: &Candidate) -> Ordering {
     ratio.then(waited).then(a.tie_break.cmp(&b.tie_break))
 }
 
+/// Why a rep is out, while deciding: `Copy` and allocation-free, because it is computed for every
+/// rep at every layer that reaches the reps (50k times at 1,000 reps and 50 layers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Why {
+    Unavailable,
+    AtCapacity,
+    Condition(usize),
+}
+
 /// Decide who gets `lead` under `rules`, given every rep of the org as they stand at `now`.
 pub fn assign(lead: &Lead, reps: &[RepSnapshot], rules: &RuleSet, now: OffsetDateTime) -> Decision {
     // Eligibility does not depend on the layer: compute it once.
-    let mut base_exclusion: Vec<Option<Exclusion>> = reps
+    let base: Vec<Option<Why>> = reps
         .iter()
         .map(|r| {
             if !r.available {
-                Some(Exclusion::Unavailable)
+                Some(Why::Unavailable)
             } else if !r.has_room() {
-                Some(Exclusion::AtCapacity)
+                Some(Why::AtCapacity)
             } else {
                 None
             }
         })
         .collect();
     let mut layers = Vec::with_capacity(rules.layers.len());
-    let mut first_lead_match: Option<(usize, Vec<Option<Exclusion>>)> = None;
+    let mut first_lead_match: Option<(usize, Vec<Option<Why>>)> = None;
     for (index, layer) in rules.layers.iter().enumerate() {
         let failed = layer
             .conditions
@@ -317,20 +326,16 @@ pub fn assign(lead: &Lead, reps: &[RepSnapshot], rules: &RuleSet, now: OffsetDat
             });
             continue;
         }
-        let reasons: Vec<Option<Exclusion>> = reps
+        let reasons: Vec<Option<Why>> = reps
             .iter()
-            .zip(&base_exclusion)
+            .zip(&base)
             .map(|(rep, base)| {
-                base.clone().or_else(|| {
+                base.or_else(|| {
                     layer
                         .conditions
                         .iter()
-                        .enumerate()
-                        .find(|(_, c)| !c.is_lead_condition() && !rep_matches(c, rep, &lead.tags))
-                        .map(|(i, c)| Exclusion::Condition {
-                            index: i,
-                            field: c.field().to_owned(),
-                        })
+                        .position(|c| !c.is_lead_condition() && !rep_matches(c, rep, &lead.tags))
+                        .map(Why::Condition)
                 })
             })
             .collect();
@@ -342,19 +347,24 @@ pub fn assign(lead: &Lead, reps: &[RepSnapshot], rules: &RuleSet, now: OffsetDat
             candidates: count,
         });
         if count > 0 {
-            return finish(lead, reps, rules, now, layers, index, reasons);
+            return finish(lead, reps, rules, now, layers, index, &reasons);
         }
         if first_lead_match.is_none() {
             first_lead_match = Some((index, reasons));
         }
     }
     let (deciding_layer, reason, excluded) = match first_lead_match {
-        Some((index, reasons)) => (Some(index), PoolReason::NoEligibleRep, group(reps, reasons)),
-        None => {
-            // No layer looked at reps; still say who was ineligible anyway.
-            let reasons = std::mem::take(&mut base_exclusion);
-            (None, PoolReason::NoLayerMatchesLead, group(reps, reasons))
-        }
+        Some((index, reasons)) => (
+            Some(index),
+            PoolReason::NoEligibleRep,
+            group(reps, rules, Some(index), &reasons),
+        ),
+        // No layer looked at reps; still say who was ineligible anyway.
+        None => (
+            None,
+            PoolReason::NoLayerMatchesLead,
+            group(reps, rules, None, &base),
+        ),
     };
     Decision {
         outcome: Outcome::Pool { reason },
@@ -366,11 +376,28 @@ pub fn assign(lead: &Lead, reps: &[RepSnapshot], rules: &RuleSet, now: OffsetDat
     }
 }
 
-fn group(reps: &[RepSnapshot], reasons: Vec<Option<Exclusion>>) -> Vec<ExclusionGroup> {
+fn group(
+    reps: &[RepSnapshot],
+    rules: &RuleSet,
+    layer: Option<usize>,
+    reasons: &[Option<Why>],
+) -> Vec<ExclusionGroup> {
+    let to_exclusion = |why: Why| match why {
+        Why::Unavailable => Exclusion::Unavailable,
+        Why::AtCapacity => Exclusion::AtCapacity,
+        Why::Condition(index) => Exclusion::Condition {
+            index,
+            field: layer
+                .and_then(|l| rules.layers.get(l))
+                .and_then(|l| l.conditions.get(index))
+                .map_or("", Condition::field)
+                .to_owned(),
+        },
+    };
     let mut pairs: Vec<(Exclusion, &str)> = reps
         .iter()
         .zip(reasons)
-        .filter_map(|(rep, r)| r.map(|r| (r, rep.id.as_str())))
+        .filter_map(|(rep, r)| r.map(|r| (to_exclusion(r), rep.id.as_str())))
         .collect();
     pairs.sort();
     let mut groups: Vec<ExclusionGroup> = Vec::new();
@@ -393,11 +420,11 @@ fn finish(
     now: OffsetDateTime,
     layers: Vec<LayerTrace>,
     layer: usize,
-    reasons: Vec<Option<Exclusion>>,
+    reasons: &[Option<Why>],
 ) -> Decision {
     let mut candidates: Vec<Candidate> = reps
         .iter()
-        .zip(&reasons)
+        .zip(reasons)
         .filter(|(_, r)| r.is_none())
         .map(|(rep, _)| Candidate {
             rep_id: rep.id.clone(),
@@ -427,7 +454,7 @@ fn finish(
         layers,
         deciding_layer: Some(layer),
         candidates,
-        excluded: group(reps, reasons),
+        excluded: group(reps, rules, Some(layer), reasons),
         decided_at: now,
     }
 }
