@@ -514,7 +514,9 @@ pub async fn awaiting_assignment<C: ConnectionTrait>(
         .await
 }
 
-/// An open lead of the org with the same company or phone key that someone owns.
+/// The oldest owned lead of the org with the same company key, else the same phone key.
+/// One query per key and no ORDER BY in SQL: each then uses its own `(org_id, key)` index (an OR,
+/// or sorting by creation, makes SQLite walk every lead of the org).
 pub async fn owned_duplicate<C: ConnectionTrait>(
     db: &C,
     org_id: &str,
@@ -522,19 +524,25 @@ pub async fn owned_duplicate<C: ConnectionTrait>(
     company_key: &str,
     phone_key: Option<&str>,
 ) -> Result<Option<lead::Model>, DbErr> {
-    let mut same = Condition::any().add(lead::Column::CompanyKey.eq(company_key));
-    if let Some(phone) = phone_key {
-        same = same.add(lead::Column::PhoneKey.eq(phone));
+    let keys = [
+        Some((lead::Column::CompanyKey, company_key)),
+        phone_key.map(|p| (lead::Column::PhoneKey, p)),
+    ];
+    for (column, key) in keys.into_iter().flatten() {
+        let rows = lead::Entity::find()
+            .filter(lead::Column::OrgId.eq(org_id))
+            .filter(column.eq(key))
+            .filter(lead::Column::Id.ne(exclude_id))
+            .filter(lead::Column::Status.is_in([ASSIGNED, CONVERTED]))
+            .filter(lead::Column::OwnerId.is_not_null())
+            .limit(20)
+            .all(db)
+            .await?;
+        if let Some(oldest) = rows.into_iter().min_by_key(|r| (r.created_at, r.id.clone())) {
+            return Ok(Some(oldest));
+        }
     }
-    lead::Entity::find()
-        .filter(lead::Column::OrgId.eq(org_id))
-        .filter(lead::Column::Id.ne(exclude_id))
-        .filter(lead::Column::Status.is_in([ASSIGNED, CONVERTED]))
-        .filter(lead::Column::OwnerId.is_not_null())
-        .filter(same)
-        .order_by_asc(lead::Column::CreatedAt)
-        .one(db)
-        .await
+    Ok(None)
 }
 
 /// Leads of the org created in `[from, to)`, optionally of one team, oldest first.
