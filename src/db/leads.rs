@@ -152,12 +152,24 @@ pub async fn take_turn<C: ConnectionTrait>(db: &C, org_id: &str) -> Result<(), D
     bump().exec(db).await.map(|_| ())
 }
 
-/// Every rep of the org with a profile, as assignment sees them at `now`. Reps without a
-/// profile are not set up for leads and are left out (the decision says "not considered").
+/// Every rep of the org with a profile, as assignment sees them at `now`.
 pub async fn rep_snapshots<C: ConnectionTrait>(
     db: &C,
     org_id: &str,
     now: OffsetDateTime,
+) -> anyhow::Result<Vec<RepSnapshot>> {
+    let mut reps = rep_roster(db, org_id).await?;
+    apply_loads(db, org_id, now, &mut reps).await?;
+    Ok(reps)
+}
+
+/// The reps of the org with a profile and their attributes (team, regions, expertise, capacity,
+/// availability), loads still zero. Reps without a profile are not set up for leads and are left
+/// out (the decision says "not considered"). Read before the org's turn: attributes change
+/// rarely, and keeping the 1,000-row read out of the serialised part is what keeps it short.
+pub async fn rep_roster<C: ConnectionTrait>(
+    db: &C,
+    org_id: &str,
 ) -> anyhow::Result<Vec<RepSnapshot>> {
     let users = user::Entity::find()
         .filter(user::Column::OrgId.eq(org_id))
@@ -167,7 +179,7 @@ pub async fn rep_snapshots<C: ConnectionTrait>(
         .await?;
     let ids: Vec<&str> = users.iter().map(|u| u.id.as_str()).collect();
     let profiles: HashMap<String, rep_profile::Model> = rep_profile::Entity::find()
-        .filter(rep_profile::Column::UserId.is_in(ids.clone()))
+        .filter(rep_profile::Column::UserId.is_in(ids))
         .all(db)
         .await?
         .into_iter()
@@ -180,8 +192,44 @@ pub async fn rep_snapshots<C: ConnectionTrait>(
         .into_iter()
         .map(|t| (t.id, t.name))
         .collect();
+    let mut reps = Vec::new();
+    for u in users {
+        let Some(p) = profiles.get(&u.id) else {
+            continue;
+        };
+        reps.push(RepSnapshot {
+            team_name: u.team_id.as_ref().and_then(|t| teams.get(t).cloned()),
+            team_id: u.team_id.clone(),
+            regions: serde_json::from_value(p.regions.clone()).unwrap_or_default(),
+            product_expertise: serde_json::from_value(p.product_expertise.clone())
+                .unwrap_or_default(),
+            capacity: u32::try_from(p.capacity).unwrap_or(0),
+            available: p.available,
+            protected_leads: 0,
+            pending_leads: 0,
+            deal_load_milli: 0,
+            last_assigned_at: None,
+            id: u.id,
+        });
+    }
+    Ok(reps)
+}
+
+/// Fill in the loads and last-assignment times: the part that must be read inside the org's turn.
+pub async fn apply_loads<C: ConnectionTrait>(
+    db: &C,
+    org_id: &str,
+    now: OffsetDateTime,
+    reps: &mut [RepSnapshot],
+) -> anyhow::Result<()> {
+    // All of the org's rows (no IN list of 1,000 ids): one row per rep that was ever assigned.
+    let in_org = sea_orm::sea_query::Query::select()
+        .column(user::Column::Id)
+        .from(user::Entity)
+        .and_where(user::Column::OrgId.eq(org_id))
+        .to_owned();
     let last: HashMap<String, Option<OffsetDateTime>> = lead_rep_state::Entity::find()
-        .filter(lead_rep_state::Column::UserId.is_in(ids.clone()))
+        .filter(lead_rep_state::Column::UserId.in_subquery(in_org))
         .all(db)
         .await?
         .into_iter()
@@ -229,27 +277,13 @@ pub async fn rep_snapshots<C: ConnectionTrait>(
         let position = node.as_deref().and_then(|k| template.position(k));
         *deal_load.entry(owner).or_default() += deal_weight_milli(position, nodes);
     }
-    let mut reps = Vec::new();
-    for u in users {
-        let Some(p) = profiles.get(&u.id) else {
-            continue;
-        };
-        reps.push(RepSnapshot {
-            team_name: u.team_id.as_ref().and_then(|t| teams.get(t).cloned()),
-            team_id: u.team_id.clone(),
-            regions: serde_json::from_value(p.regions.clone()).unwrap_or_default(),
-            product_expertise: serde_json::from_value(p.product_expertise.clone())
-                .unwrap_or_default(),
-            capacity: u32::try_from(p.capacity).unwrap_or(0),
-            available: p.available,
-            protected_leads: protected.get(&u.id).copied().unwrap_or(0),
-            pending_leads: pending.get(&u.id).copied().unwrap_or(0),
-            deal_load_milli: deal_load.get(&u.id).copied().unwrap_or(0),
-            last_assigned_at: last.get(&u.id).copied().flatten(),
-            id: u.id,
-        });
+    for r in reps.iter_mut() {
+        r.protected_leads = protected.get(&r.id).copied().unwrap_or(0);
+        r.pending_leads = pending.get(&r.id).copied().unwrap_or(0);
+        r.deal_load_milli = deal_load.get(&r.id).copied().unwrap_or(0);
+        r.last_assigned_at = last.get(&r.id).copied().flatten();
     }
-    Ok(reps)
+    Ok(())
 }
 
 pub async fn touch_rep_state<C: ConnectionTrait>(
@@ -538,7 +572,10 @@ pub async fn owned_duplicate<C: ConnectionTrait>(
             .limit(20)
             .all(db)
             .await?;
-        if let Some(oldest) = rows.into_iter().min_by_key(|r| (r.created_at, r.id.clone())) {
+        if let Some(oldest) = rows
+            .into_iter()
+            .min_by_key(|r| (r.created_at, r.id.clone()))
+        {
             return Ok(Some(oldest));
         }
     }

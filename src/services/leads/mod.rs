@@ -217,6 +217,7 @@ pub async fn assign_lead(db: &DatabaseConnection, lead_id: &str) -> anyhow::Resu
         None => ResponseSpeed::Unknown,
     };
     let (version, rules) = rules::active(db, &peek.org_id).await?;
+    let mut reps = repo::rep_roster(db, &peek.org_id).await?;
 
     let txn = db.begin().await?;
     repo::take_turn(&txn, &peek.org_id).await?;
@@ -285,7 +286,7 @@ pub async fn assign_lead(db: &DatabaseConnection, lead_id: &str) -> anyhow::Resu
         });
     }
 
-    let reps = repo::rep_snapshots(&txn, &row.org_id, now).await?;
+    repo::apply_loads(&txn, &row.org_id, now, &mut reps).await?;
     let decision = fieldproof_domain::leads::assign(
         &Lead {
             key: row.id.clone(),
