@@ -110,6 +110,19 @@ pub struct Settings {
     /// Take the client address for rate limiting from `X-Forwarded-For`/`Forwarded` (only
     /// behind a proxy that sets them; otherwise clients could choose their own address).
     pub trust_forwarded_for: bool,
+    /// How often leads waiting for assignment (imports) and expired protection windows are
+    /// looked for, seconds.
+    pub lead_scan_secs: u64,
+    /// Pool claims one rep may make in any 24 hours.
+    pub lead_daily_claim_cap: u32,
+    /// Hours a rep whose lead expired unworked may not reclaim it.
+    pub lead_reclaim_block_hours: i64,
+    /// Protection window of a claimed or manually reassigned lead, hours.
+    pub lead_claim_protection_hours: u32,
+    /// Public capture submissions per source and client address per minute, per process.
+    pub lead_capture_per_minute: u32,
+    /// Largest CSV import accepted, bytes (100k rows of a typical sheet are ~15 MB).
+    pub lead_import_max_bytes: usize,
 }
 
 /// The blob store backend, chosen once at startup.
@@ -167,6 +180,12 @@ impl Default for Settings {
             erp_webhook_secret: None,
             public_rate_limit_per_minute: 60,
             trust_forwarded_for: false,
+            lead_scan_secs: 5,
+            lead_daily_claim_cap: 5,
+            lead_reclaim_block_hours: 72,
+            lead_claim_protection_hours: 24,
+            lead_capture_per_minute: 20,
+            lead_import_max_bytes: 48 * 1024 * 1024,
         }
     }
 }

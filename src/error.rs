@@ -104,6 +104,23 @@ error_codes! {
         "The customer has not confirmed this quote.", "客户尚未确认该报价。";
     ErpOrderConflict => "erp_order_conflict", CONFLICT,
         "A different ERP order number is already recorded for this quote.", "该报价已记录了另一个 ERP 订单号。";
+    RuleSetInvalid => "rule_set_invalid", UNPROCESSABLE_ENTITY,
+        "The rule set is not valid; details.errors lists each problem with its path.",
+        "分配规则无效，details.errors 列出了每个问题及其位置。";
+    LeadNotInPool => "lead_not_in_pool", CONFLICT,
+        "This lead is not in the pool any more.", "该线索已不在公海池中。";
+    LeadClaimLimit => "lead_claim_limit", CONFLICT,
+        "You have reached your pool claims for the last 24 hours.", "您在 24 小时内的认领次数已达上限。";
+    LeadReclaimBlocked => "lead_reclaim_blocked", CONFLICT,
+        "This lead expired in your hands; you may claim it again after details.until.",
+        "该线索在您名下到期未跟进，须在 details.until 之后才能重新认领。";
+    RepAtCapacity => "rep_at_capacity", CONFLICT,
+        "The rep has no room for another lead (on leave, at capacity or without a rep profile).",
+        "该销售无法再接线索（休假、已满负荷或未设置销售档案）。";
+    SourceKeyInvalid => "source_key_invalid", UNAUTHORIZED,
+        "The lead source key is missing or not valid.", "线索来源密钥缺失或无效。";
+    CsvInvalid => "csv_invalid", UNPROCESSABLE_ENTITY,
+        "The file cannot be imported: details.reason says why.", "文件无法导入，原因见 details.reason。";
     PayloadTooLarge => "payload_too_large", PAYLOAD_TOO_LARGE,
         "The request body is too large.", "请求体过大。";
     UnsupportedMediaType => "unsupported_media_type", UNSUPPORTED_MEDIA_TYPE,

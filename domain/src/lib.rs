@@ -8,5 +8,6 @@ pub mod capture;
 pub mod customer;
 pub mod evidence;
 pub mod geo;
+pub mod leads;
 pub mod pipeline;
 pub mod quote;

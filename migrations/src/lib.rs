@@ -10,6 +10,7 @@ mod m20261126_000004_notifications;
 mod m20261126_000005_evidence;
 mod m20261126_000006_uploads;
 mod m20261126_000007_quotes;
+mod m20261126_000008_leads;
 mod m20261126_000009_console;
 mod util;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000005_evidence::Migration),
             Box::new(m20261126_000006_uploads::Migration),
             Box::new(m20261126_000007_quotes::Migration),
+            Box::new(m20261126_000008_leads::Migration),
             Box::new(m20261126_000009_console::Migration),
         ]
     }

@@ -8,6 +8,7 @@ pub mod deals;
 pub mod devices;
 pub mod entities;
 pub mod evidence;
+pub mod leads;
 pub mod notifications;
 pub mod orgs;
 pub mod outbox;

@@ -3,6 +3,7 @@
 //! Each job keeps its state in the database and takes work with leases, so running it in N
 //! processes at once is safe; `FIELDPROOF_JOBS=false` keeps a process to HTTP only.
 
+pub mod leads;
 pub mod maintenance;
 pub mod outbox;
 pub mod stalls;
@@ -28,6 +29,13 @@ impl Jobs {
                 db.clone(),
                 std::time::Duration::from_secs(settings.stall_scan_secs.max(1)),
                 std::sync::Arc::new(crate::db::now),
+            ));
+            jobs.handles.push(leads::spawn(
+                db.clone(),
+                leads::LeadJob {
+                    interval: std::time::Duration::from_secs(settings.lead_scan_secs.max(1)),
+                    reclaim_block: time::Duration::hours(settings.lead_reclaim_block_hours.max(0)),
+                },
             ));
             jobs.handles.push(maintenance::spawn(
                 state.clone(),

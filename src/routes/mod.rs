@@ -7,6 +7,10 @@ pub mod devices;
 pub mod evidence;
 pub mod health;
 pub mod integrations;
+pub mod lead_capture;
+pub mod lead_imports;
+pub mod lead_rules;
+pub mod leads;
 pub mod notifications;
 pub mod quote_page;
 pub mod quotes;
@@ -38,7 +42,10 @@ pub fn configure_api(cfg: &mut web::ServiceConfig) {
             .configure(notifications::configure)
             .configure(team_webhooks::configure)
             .configure(uploads::configure)
-            .configure(quotes::configure),
+            .configure(quotes::configure)
+            .configure(leads::configure)
+            .configure(lead_rules::configure)
+            .configure(lead_capture::configure),
     );
 }
 

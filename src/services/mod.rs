@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod chat_robots;
 pub mod deals;
 pub mod evidence;
+pub mod leads;
 pub mod notify;
 pub mod quote_pdf;
 pub mod quotes;

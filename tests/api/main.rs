@@ -14,6 +14,8 @@ mod deals;
 mod errors;
 mod evidence;
 mod helpers;
+mod leads;
+mod leads_bench;
 mod notifications;
 mod ops;
 #[path = "../../domain/tests/support/mod.rs"]

@@ -1,0 +1,855 @@
+//! Leads, their decisions, activities, access attempts, rule sets, capture sources and imports.
+//!
+//! Scope: an admin sees the org's leads; a manager or supervisor their team's and the pool; a
+//! rep their own and the pool. A protected lead is simply not found for anyone else, so a 404
+//! never confirms that another rep holds it.
+
+use super::entities::{
+    deal, lead, lead_access_attempt, lead_activity, lead_assign_turn, lead_decision, lead_import,
+    lead_import_error, lead_rep_state, lead_rule_set, lead_source, rep_profile, team, user,
+};
+use super::{Page, PageRequest};
+use crate::auth::Caller;
+use fieldproof_domain::account::Role;
+use fieldproof_domain::leads::RepSnapshot;
+use fieldproof_domain::leads::assign::deal_weight_milli;
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set,
+};
+use std::collections::HashMap;
+use time::OffsetDateTime;
+
+pub const POOL: &str = "pool";
+pub const ASSIGNED: &str = "assigned";
+pub const CONVERTED: &str = "converted";
+
+/// The leads a caller may read.
+fn visible_to(caller: &Caller) -> Condition {
+    let in_org = Condition::all().add(lead::Column::OrgId.eq(caller.org_id.as_str()));
+    if caller.is_admin() {
+        return in_org;
+    }
+    let mut mine = Condition::any().add(lead::Column::OwnerId.eq(caller.user_id.as_str()));
+    match caller.role {
+        Role::Rep => mine = mine.add(lead::Column::Status.eq(POOL)),
+        Role::Manager | Role::Supervisor => {
+            mine = mine.add(lead::Column::Status.eq(POOL));
+            if let Some(team) = &caller.team_id {
+                mine = mine.add(lead::Column::TeamId.eq(team.as_str()));
+            }
+        }
+        Role::Presales | Role::Finance | Role::Admin => {}
+    }
+    in_org.add(mine)
+}
+
+pub async fn find_visible<C: ConnectionTrait>(
+    db: &C,
+    caller: &Caller,
+    id: &str,
+) -> Result<Option<lead::Model>, DbErr> {
+    lead::Entity::find_by_id(id.to_owned())
+        .filter(visible_to(caller))
+        .one(db)
+        .await
+}
+
+/// A lead of the caller's org whatever its scope: only to log an attempt on it.
+pub async fn find_in_org<C: ConnectionTrait>(
+    db: &C,
+    org_id: &str,
+    id: &str,
+) -> Result<Option<lead::Model>, DbErr> {
+    lead::Entity::find_by_id(id.to_owned())
+        .filter(lead::Column::OrgId.eq(org_id))
+        .one(db)
+        .await
+}
+
+pub async fn find<C: ConnectionTrait>(db: &C, id: &str) -> Result<Option<lead::Model>, DbErr> {
+    lead::Entity::find_by_id(id.to_owned()).one(db).await
+}
+
+pub async fn list_visible<C: ConnectionTrait>(
+    db: &C,
+    caller: &Caller,
+    status: Option<&str>,
+    page: &PageRequest,
+) -> Result<Page<lead::Model>, DbErr> {
+    let mut query = lead::Entity::find().filter(visible_to(caller));
+    if let Some(status) = status {
+        query = query.filter(lead::Column::Status.eq(status));
+    }
+    if let Some(after) = &page.after {
+        query = query.filter(lead::Column::Id.gt(after.as_str()));
+    }
+    let rows = query
+        .order_by_asc(lead::Column::Id)
+        .limit(page.limit + 1)
+        .all(db)
+        .await?;
+    Ok(Page::from_rows(rows, page.limit, |l| l.id.clone()))
+}
+
+pub async fn log_attempt<C: ConnectionTrait>(
+    db: &C,
+    row: &lead::Model,
+    user_id: &str,
+    action: &str,
+) -> Result<(), DbErr> {
+    lead_access_attempt::ActiveModel {
+        id: Set(super::new_id()),
+        org_id: Set(row.org_id.clone()),
+        lead_id: Set(row.id.clone()),
+        user_id: Set(user_id.to_owned()),
+        action: Set(action.to_owned()),
+        at: Set(super::now()),
+    }
+    .insert(db)
+    .await
+    .map(|_| ())
+}
+
+pub async fn access_attempts<C: ConnectionTrait>(
+    db: &C,
+    lead_id: &str,
+) -> Result<Vec<lead_access_attempt::Model>, DbErr> {
+    lead_access_attempt::Entity::find()
+        .filter(lead_access_attempt::Column::LeadId.eq(lead_id))
+        .order_by_asc(lead_access_attempt::Column::Id)
+        .all(db)
+        .await
+}
+
+/// Serialise assignments of one org across every process: the first statement of the
+/// assignment transaction is this UPDATE, which takes the row lock on PostgreSQL and the write
+/// lock on SQLite, so the loads read after it cannot change under us until commit.
+pub async fn take_turn<C: ConnectionTrait>(db: &C, org_id: &str) -> Result<(), DbErr> {
+    let bump = || {
+        lead_assign_turn::Entity::update_many()
+            .col_expr(
+                lead_assign_turn::Column::Turns,
+                Expr::col(lead_assign_turn::Column::Turns).add(1),
+            )
+            .filter(lead_assign_turn::Column::OrgId.eq(org_id))
+    };
+    if bump().exec(db).await?.rows_affected == 1 {
+        return Ok(());
+    }
+    lead_assign_turn::Entity::insert(lead_assign_turn::ActiveModel {
+        org_id: Set(org_id.to_owned()),
+        turns: Set(0),
+    })
+    .on_conflict(
+        OnConflict::column(lead_assign_turn::Column::OrgId)
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(db)
+    .await?;
+    bump().exec(db).await.map(|_| ())
+}
+
+/// Every rep of the org with a profile, as assignment sees them at `now`.
+pub async fn rep_snapshots<C: ConnectionTrait>(
+    db: &C,
+    org_id: &str,
+    now: OffsetDateTime,
+) -> anyhow::Result<Vec<RepSnapshot>> {
+    let mut reps = rep_roster(db, org_id).await?;
+    apply_loads(db, org_id, now, &mut reps).await?;
+    Ok(reps)
+}
+
+/// The reps of the org with a profile and their attributes (team, regions, expertise, capacity,
+/// availability), loads still zero. Reps without a profile are not set up for leads and are left
+/// out (the decision says "not considered"). Read before the org's turn: attributes change
+/// rarely, and keeping the 1,000-row read out of the serialised part is what keeps it short.
+pub async fn rep_roster<C: ConnectionTrait>(
+    db: &C,
+    org_id: &str,
+) -> anyhow::Result<Vec<RepSnapshot>> {
+    let users = user::Entity::find()
+        .filter(user::Column::OrgId.eq(org_id))
+        .filter(user::Column::Role.eq(Role::Rep.as_str()))
+        .filter(user::Column::Active.eq(true))
+        .all(db)
+        .await?;
+    let ids: Vec<&str> = users.iter().map(|u| u.id.as_str()).collect();
+    let profiles: HashMap<String, rep_profile::Model> = rep_profile::Entity::find()
+        .filter(rep_profile::Column::UserId.is_in(ids))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|p| (p.user_id.clone(), p))
+        .collect();
+    let teams: HashMap<String, String> = team::Entity::find()
+        .filter(team::Column::OrgId.eq(org_id))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|t| (t.id, t.name))
+        .collect();
+    let mut reps = Vec::new();
+    for u in users {
+        let Some(p) = profiles.get(&u.id) else {
+            continue;
+        };
+        reps.push(RepSnapshot {
+            team_name: u.team_id.as_ref().and_then(|t| teams.get(t).cloned()),
+            team_id: u.team_id.clone(),
+            regions: serde_json::from_value(p.regions.clone()).unwrap_or_default(),
+            product_expertise: serde_json::from_value(p.product_expertise.clone())
+                .unwrap_or_default(),
+            capacity: u32::try_from(p.capacity).unwrap_or(0),
+            available: p.available,
+            protected_leads: 0,
+            pending_leads: 0,
+            deal_load_milli: 0,
+            last_assigned_at: None,
+            id: u.id,
+        });
+    }
+    Ok(reps)
+}
+
+/// Fill in the loads and last-assignment times: the part that must be read inside the org's turn.
+pub async fn apply_loads<C: ConnectionTrait>(
+    db: &C,
+    org_id: &str,
+    now: OffsetDateTime,
+    reps: &mut [RepSnapshot],
+) -> anyhow::Result<()> {
+    // All of the org's rows (no IN list of 1,000 ids): one row per rep that was ever assigned.
+    let in_org = sea_orm::sea_query::Query::select()
+        .column(user::Column::Id)
+        .from(user::Entity)
+        .and_where(user::Column::OrgId.eq(org_id))
+        .to_owned();
+    let last: HashMap<String, Option<OffsetDateTime>> = lead_rep_state::Entity::find()
+        .filter(lead_rep_state::Column::UserId.in_subquery(in_org))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|s| (s.user_id, s.last_assigned_at))
+        .collect();
+    // Open leads only: bounded by the reps' capacities, not by the size of the lead table.
+    let open: Vec<(
+        Option<String>,
+        Option<OffsetDateTime>,
+        Option<OffsetDateTime>,
+    )> = lead::Entity::find()
+        .select_only()
+        .column(lead::Column::OwnerId)
+        .column(lead::Column::ProtectionEndsAt)
+        .column(lead::Column::FirstActivityAt)
+        .filter(lead::Column::OrgId.eq(org_id))
+        .filter(lead::Column::Status.eq(ASSIGNED))
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut protected: HashMap<String, u32> = HashMap::new();
+    let mut pending: HashMap<String, u32> = HashMap::new();
+    for (owner, ends, first) in open {
+        let Some(owner) = owner else { continue };
+        if ends.is_some_and(|e| e > now) {
+            *protected.entry(owner.clone()).or_default() += 1;
+        }
+        if first.is_none() {
+            *pending.entry(owner).or_default() += 1;
+        }
+    }
+    let template = fieldproof_domain::pipeline::default_template::default_template();
+    let nodes = template.nodes.len();
+    let deals: Vec<(String, Option<String>)> = deal::Entity::find()
+        .select_only()
+        .column(deal::Column::OwnerId)
+        .column(deal::Column::CurrentNodeKey)
+        .filter(deal::Column::OrgId.eq(org_id))
+        .filter(deal::Column::Status.eq("open"))
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut deal_load: HashMap<String, u64> = HashMap::new();
+    for (owner, node) in deals {
+        let position = node.as_deref().and_then(|k| template.position(k));
+        *deal_load.entry(owner).or_default() += deal_weight_milli(position, nodes);
+    }
+    for r in reps.iter_mut() {
+        r.protected_leads = protected.get(&r.id).copied().unwrap_or(0);
+        r.pending_leads = pending.get(&r.id).copied().unwrap_or(0);
+        r.deal_load_milli = deal_load.get(&r.id).copied().unwrap_or(0);
+        r.last_assigned_at = last.get(&r.id).copied().flatten();
+    }
+    Ok(())
+}
+
+pub async fn touch_rep_state<C: ConnectionTrait>(
+    db: &C,
+    user_id: &str,
+    at: OffsetDateTime,
+) -> Result<(), DbErr> {
+    lead_rep_state::Entity::insert(lead_rep_state::ActiveModel {
+        user_id: Set(user_id.to_owned()),
+        last_assigned_at: Set(Some(at)),
+    })
+    .on_conflict(
+        OnConflict::column(lead_rep_state::Column::UserId)
+            .update_column(lead_rep_state::Column::LastAssignedAt)
+            .to_owned(),
+    )
+    .exec_without_returning(db)
+    .await
+    .map(|_| ())
+}
+
+/// Give a pool lead to a rep: a compare-and-set on the status, so a lead is never assigned twice
+/// however many processes try. Returns whether this call assigned it.
+pub struct Assignment<'a> {
+    pub lead_id: &'a str,
+    pub owner_id: &'a str,
+    pub team_id: Option<&'a str>,
+    pub assigned_by: &'a str,
+    pub at: OffsetDateTime,
+    pub protection_ends_at: OffsetDateTime,
+    pub customer_id: Option<&'a str>,
+}
+
+pub async fn assign<C: ConnectionTrait>(db: &C, a: Assignment<'_>) -> Result<bool, DbErr> {
+    let mut update = lead::Entity::update_many()
+        .col_expr(lead::Column::Status, Expr::value(ASSIGNED))
+        .col_expr(lead::Column::OwnerId, Expr::value(a.owner_id))
+        .col_expr(
+            lead::Column::TeamId,
+            Expr::value(a.team_id.map(str::to_owned)),
+        )
+        .col_expr(lead::Column::AssignedBy, Expr::value(a.assigned_by))
+        .col_expr(lead::Column::AssignedAt, Expr::value(a.at))
+        .col_expr(
+            lead::Column::ProtectionEndsAt,
+            Expr::value(a.protection_ends_at),
+        )
+        .col_expr(
+            lead::Column::FirstActivityAt,
+            Expr::value(Option::<OffsetDateTime>::None),
+        )
+        .col_expr(lead::Column::NeedsAssignment, Expr::value(false))
+        .col_expr(lead::Column::UpdatedAt, Expr::value(a.at));
+    if let Some(customer) = a.customer_id {
+        update = update.col_expr(lead::Column::CustomerId, Expr::value(customer));
+    }
+    let result = update
+        .filter(lead::Column::Id.eq(a.lead_id))
+        .filter(lead::Column::Status.eq(POOL))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// Mark a pool lead as decided without an owner (nobody qualified): it stays claimable.
+pub async fn leave_in_pool<C: ConnectionTrait>(db: &C, lead_id: &str) -> Result<(), DbErr> {
+    lead::Entity::update_many()
+        .col_expr(lead::Column::NeedsAssignment, Expr::value(false))
+        .filter(lead::Column::Id.eq(lead_id))
+        .filter(lead::Column::Status.eq(POOL))
+        .exec(db)
+        .await
+        .map(|_| ())
+}
+
+pub struct NewDecision<'a> {
+    pub org_id: &'a str,
+    pub lead_id: &'a str,
+    /// `rule`, `existing_owner`, `claim`, `reassign`, `expired`.
+    pub kind: &'a str,
+    pub rule_set_version: Option<i32>,
+    pub rep_id: Option<&'a str>,
+    pub record: serde_json::Value,
+    pub at: OffsetDateTime,
+}
+
+pub async fn insert_decision<C: ConnectionTrait>(
+    db: &C,
+    d: NewDecision<'_>,
+) -> Result<lead_decision::Model, DbErr> {
+    lead_decision::ActiveModel {
+        id: Set(super::new_id()),
+        org_id: Set(d.org_id.to_owned()),
+        lead_id: Set(d.lead_id.to_owned()),
+        kind: Set(d.kind.to_owned()),
+        rule_set_version: Set(d.rule_set_version),
+        rep_id: Set(d.rep_id.map(str::to_owned)),
+        record: Set(d.record),
+        decided_at: Set(d.at),
+    }
+    .insert(db)
+    .await
+}
+
+pub async fn decisions_of<C: ConnectionTrait>(
+    db: &C,
+    lead_id: &str,
+) -> Result<Vec<lead_decision::Model>, DbErr> {
+    lead_decision::Entity::find()
+        .filter(lead_decision::Column::LeadId.eq(lead_id))
+        .order_by_asc(lead_decision::Column::DecidedAt)
+        .order_by_asc(lead_decision::Column::Id)
+        .all(db)
+        .await
+}
+
+/// How many leads a rep claimed from the pool since `since`.
+pub async fn claims_since<C: ConnectionTrait>(
+    db: &C,
+    rep_id: &str,
+    since: OffsetDateTime,
+) -> Result<u64, DbErr> {
+    lead_decision::Entity::find()
+        .filter(lead_decision::Column::RepId.eq(rep_id))
+        .filter(lead_decision::Column::Kind.eq("claim"))
+        .filter(lead_decision::Column::DecidedAt.gte(since))
+        .count(db)
+        .await
+}
+
+/// Leads whose protection ended with no follow-up: hints for the expiry scan.
+pub async fn expired_unworked<C: ConnectionTrait>(
+    db: &C,
+    now: OffsetDateTime,
+    limit: u64,
+) -> Result<Vec<lead::Model>, DbErr> {
+    lead::Entity::find()
+        .filter(lead::Column::Status.eq(ASSIGNED))
+        .filter(lead::Column::ProtectionEndsAt.lte(now))
+        .filter(lead::Column::FirstActivityAt.is_null())
+        .order_by_asc(lead::Column::ProtectionEndsAt)
+        .limit(limit)
+        .all(db)
+        .await
+}
+
+/// Return one expired lead to the pool: true for exactly one caller across all instances (the
+/// UPDATE re-checks every condition the scan saw).
+pub async fn return_to_pool<C: ConnectionTrait>(
+    db: &C,
+    row: &lead::Model,
+    now: OffsetDateTime,
+    reclaim_blocked_until: OffsetDateTime,
+) -> Result<bool, DbErr> {
+    let Some(owner) = &row.owner_id else {
+        return Ok(false);
+    };
+    let result = lead::Entity::update_many()
+        .col_expr(lead::Column::Status, Expr::value(POOL))
+        .col_expr(lead::Column::OwnerId, Expr::value(Option::<String>::None))
+        .col_expr(lead::Column::TeamId, Expr::value(Option::<String>::None))
+        .col_expr(
+            lead::Column::AssignedBy,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            lead::Column::AssignedAt,
+            Expr::value(Option::<OffsetDateTime>::None),
+        )
+        .col_expr(
+            lead::Column::ProtectionEndsAt,
+            Expr::value(Option::<OffsetDateTime>::None),
+        )
+        .col_expr(lead::Column::PreviousOwnerId, Expr::value(owner.as_str()))
+        .col_expr(
+            lead::Column::ReclaimBlockedUntil,
+            Expr::value(reclaim_blocked_until),
+        )
+        .col_expr(lead::Column::UpdatedAt, Expr::value(now))
+        .filter(lead::Column::Id.eq(row.id.as_str()))
+        .filter(lead::Column::Status.eq(ASSIGNED))
+        .filter(lead::Column::OwnerId.eq(owner.as_str()))
+        .filter(lead::Column::FirstActivityAt.is_null())
+        .filter(lead::Column::ProtectionEndsAt.lte(now))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+pub async fn insert_activity<C: ConnectionTrait>(
+    db: &C,
+    row: lead_activity::ActiveModel,
+) -> Result<lead_activity::Model, DbErr> {
+    row.insert(db).await
+}
+
+pub async fn activities_of<C: ConnectionTrait>(
+    db: &C,
+    lead_id: &str,
+) -> Result<Vec<lead_activity::Model>, DbErr> {
+    lead_activity::Entity::find()
+        .filter(lead_activity::Column::LeadId.eq(lead_id))
+        .order_by_asc(lead_activity::Column::OccurredAt)
+        .all(db)
+        .await
+}
+
+/// The first follow-up of the owner stops the protection clock from returning the lead.
+pub async fn mark_followed_up<C: ConnectionTrait>(
+    db: &C,
+    lead_id: &str,
+    owner_id: &str,
+    at: OffsetDateTime,
+) -> Result<(), DbErr> {
+    lead::Entity::update_many()
+        .col_expr(lead::Column::FirstActivityAt, Expr::value(at))
+        .col_expr(lead::Column::UpdatedAt, Expr::value(super::now()))
+        .filter(lead::Column::Id.eq(lead_id))
+        .filter(lead::Column::OwnerId.eq(owner_id))
+        .filter(lead::Column::FirstActivityAt.is_null())
+        .exec(db)
+        .await
+        .map(|_| ())
+}
+
+pub async fn save<C: ConnectionTrait>(
+    db: &C,
+    row: lead::ActiveModel,
+) -> Result<lead::Model, DbErr> {
+    row.update(db).await
+}
+
+pub async fn insert_leads<C: ConnectionTrait>(
+    db: &C,
+    rows: Vec<lead::ActiveModel>,
+) -> Result<(), DbErr> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    lead::Entity::insert_many(rows)
+        .exec_without_returning(db)
+        .await
+        .map(|_| ())
+}
+
+/// Leads waiting for a decision (from imports, or an intake whose inline assignment failed).
+pub async fn awaiting_assignment<C: ConnectionTrait>(
+    db: &C,
+    limit: u64,
+) -> Result<Vec<(String, String)>, DbErr> {
+    lead::Entity::find()
+        .select_only()
+        .column(lead::Column::Id)
+        .column(lead::Column::OrgId)
+        .filter(lead::Column::NeedsAssignment.eq(true))
+        .filter(lead::Column::Status.eq(POOL))
+        .order_by_asc(lead::Column::CreatedAt)
+        .order_by_asc(lead::Column::Id)
+        .limit(limit)
+        .into_tuple()
+        .all(db)
+        .await
+}
+
+/// The oldest owned lead of the org with the same company key, else the same phone key.
+/// One query per key and no ORDER BY in SQL: each then uses its own `(org_id, key)` index (an OR,
+/// or sorting by creation, makes SQLite walk every lead of the org).
+pub async fn owned_duplicate<C: ConnectionTrait>(
+    db: &C,
+    org_id: &str,
+    exclude_id: &str,
+    company_key: &str,
+    phone_key: Option<&str>,
+) -> Result<Option<lead::Model>, DbErr> {
+    let keys = [
+        Some((lead::Column::CompanyKey, company_key)),
+        phone_key.map(|p| (lead::Column::PhoneKey, p)),
+    ];
+    for (column, key) in keys.into_iter().flatten() {
+        let rows = lead::Entity::find()
+            .filter(lead::Column::OrgId.eq(org_id))
+            .filter(column.eq(key))
+            .filter(lead::Column::Id.ne(exclude_id))
+            .filter(lead::Column::Status.is_in([ASSIGNED, CONVERTED]))
+            .filter(lead::Column::OwnerId.is_not_null())
+            .limit(20)
+            .all(db)
+            .await?;
+        if let Some(oldest) = rows
+            .into_iter()
+            .min_by_key(|r| (r.created_at, r.id.clone()))
+        {
+            return Ok(Some(oldest));
+        }
+    }
+    Ok(None)
+}
+
+/// Leads of the org created in `[from, to)`, optionally of one team, oldest first.
+pub async fn created_between<C: ConnectionTrait>(
+    db: &C,
+    org_id: &str,
+    team_id: Option<&str>,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+) -> Result<Vec<lead::Model>, DbErr> {
+    let mut query = lead::Entity::find()
+        .filter(lead::Column::OrgId.eq(org_id))
+        .filter(lead::Column::CreatedAt.gte(from))
+        .filter(lead::Column::CreatedAt.lt(to));
+    if let Some(team) = team_id {
+        query = query.filter(lead::Column::TeamId.eq(team));
+    }
+    query
+        .order_by_asc(lead::Column::CreatedAt)
+        .order_by_asc(lead::Column::Id)
+        .all(db)
+        .await
+}
+
+/// The latest rule-made decision of each of `lead_ids` (what the replay compares against).
+pub async fn rule_decisions_of<C: ConnectionTrait>(
+    db: &C,
+    lead_ids: &[String],
+) -> Result<HashMap<String, lead_decision::Model>, DbErr> {
+    let mut out = HashMap::new();
+    for chunk in lead_ids.chunks(500) {
+        let rows = lead_decision::Entity::find()
+            .filter(lead_decision::Column::LeadId.is_in(chunk.iter().map(String::as_str)))
+            .filter(lead_decision::Column::Kind.is_in(["rule", "existing_owner"]))
+            .order_by_asc(lead_decision::Column::DecidedAt)
+            .all(db)
+            .await?;
+        for r in rows {
+            out.insert(r.lead_id.clone(), r);
+        }
+    }
+    Ok(out)
+}
+
+pub async fn latest_rules<C: ConnectionTrait>(
+    db: &C,
+    org_id: &str,
+) -> Result<Option<lead_rule_set::Model>, DbErr> {
+    lead_rule_set::Entity::find()
+        .filter(lead_rule_set::Column::OrgId.eq(org_id))
+        .order_by_desc(lead_rule_set::Column::Version)
+        .one(db)
+        .await
+}
+
+pub async fn rules_version<C: ConnectionTrait>(
+    db: &C,
+    org_id: &str,
+    version: i32,
+) -> Result<Option<lead_rule_set::Model>, DbErr> {
+    lead_rule_set::Entity::find()
+        .filter(lead_rule_set::Column::OrgId.eq(org_id))
+        .filter(lead_rule_set::Column::Version.eq(version))
+        .one(db)
+        .await
+}
+
+pub async fn insert_rules<C: ConnectionTrait>(
+    db: &C,
+    org_id: &str,
+    version: i32,
+    rules: serde_json::Value,
+    created_by: &str,
+) -> Result<lead_rule_set::Model, DbErr> {
+    lead_rule_set::ActiveModel {
+        id: Set(super::new_id()),
+        org_id: Set(org_id.to_owned()),
+        version: Set(version),
+        rules: Set(rules),
+        created_by: Set(created_by.to_owned()),
+        created_at: Set(super::now()),
+    }
+    .insert(db)
+    .await
+}
+
+pub async fn insert_source<C: ConnectionTrait>(
+    db: &C,
+    row: lead_source::ActiveModel,
+) -> Result<lead_source::Model, DbErr> {
+    row.insert(db).await
+}
+
+pub async fn sources<C: ConnectionTrait>(
+    db: &C,
+    org_id: &str,
+) -> Result<Vec<lead_source::Model>, DbErr> {
+    lead_source::Entity::find()
+        .filter(lead_source::Column::OrgId.eq(org_id))
+        .order_by_asc(lead_source::Column::Id)
+        .all(db)
+        .await
+}
+
+pub async fn source_by_key_hash<C: ConnectionTrait>(
+    db: &C,
+    key_hash: &str,
+) -> Result<Option<lead_source::Model>, DbErr> {
+    lead_source::Entity::find()
+        .filter(lead_source::Column::KeyHash.eq(key_hash))
+        .filter(lead_source::Column::Active.eq(true))
+        .one(db)
+        .await
+}
+
+pub async fn insert_import<C: ConnectionTrait>(
+    db: &C,
+    row: lead_import::ActiveModel,
+) -> Result<lead_import::Model, DbErr> {
+    row.insert(db).await
+}
+
+pub async fn save_import<C: ConnectionTrait>(
+    db: &C,
+    row: lead_import::ActiveModel,
+) -> Result<lead_import::Model, DbErr> {
+    row.update(db).await
+}
+
+pub async fn find_import<C: ConnectionTrait>(
+    db: &C,
+    org_id: &str,
+    id: &str,
+) -> Result<Option<lead_import::Model>, DbErr> {
+    lead_import::Entity::find_by_id(id.to_owned())
+        .filter(lead_import::Column::OrgId.eq(org_id))
+        .one(db)
+        .await
+}
+
+pub async fn insert_import_errors<C: ConnectionTrait>(
+    db: &C,
+    rows: Vec<lead_import_error::ActiveModel>,
+) -> Result<(), DbErr> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    lead_import_error::Entity::insert_many(rows)
+        .exec_without_returning(db)
+        .await
+        .map(|_| ())
+}
+
+pub async fn import_errors<C: ConnectionTrait>(
+    db: &C,
+    import_id: &str,
+    page: &PageRequest,
+) -> Result<Page<lead_import_error::Model>, DbErr> {
+    let mut query =
+        lead_import_error::Entity::find().filter(lead_import_error::Column::ImportId.eq(import_id));
+    if let Some(after) = &page.after {
+        query = query.filter(lead_import_error::Column::Id.gt(after.as_str()));
+    }
+    let rows = query
+        .order_by_asc(lead_import_error::Column::Id)
+        .limit(page.limit + 1)
+        .all(db)
+        .await?;
+    Ok(Page::from_rows(rows, page.limit, |e| e.id.clone()))
+}
+
+/// Active managers of the org (who hear about leads nobody could take).
+pub async fn managers_of_org<C: ConnectionTrait>(
+    db: &C,
+    org_id: &str,
+) -> Result<Vec<String>, DbErr> {
+    user::Entity::find()
+        .select_only()
+        .column(user::Column::Id)
+        .filter(user::Column::OrgId.eq(org_id))
+        .filter(user::Column::Role.eq(Role::Manager.as_str()))
+        .filter(user::Column::Active.eq(true))
+        .into_tuple()
+        .all(db)
+        .await
+}
+
+/// Customers of the org whose name contains `fragment`: a cheap pre-filter before comparing
+/// normalised company keys in memory.
+pub async fn customers_named_like<C: ConnectionTrait>(
+    db: &C,
+    org_id: &str,
+    fragment: &str,
+) -> Result<Vec<super::entities::customer::Model>, DbErr> {
+    use super::entities::customer;
+    let escaped = fragment
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    customer::Entity::find()
+        .filter(customer::Column::OrgId.eq(org_id))
+        .filter(customer::Column::Name.like(format!("%{escaped}%")))
+        .limit(200)
+        .all(db)
+        .await
+}
+
+/// Contacts (with their customer) of the org whose phone ends with `suffix` digits, for phone
+/// dedup (stored phones keep their original formatting).
+pub async fn contacts_with_phone_ending<C: ConnectionTrait>(
+    db: &C,
+    org_id: &str,
+    suffix: &str,
+) -> Result<Vec<(Option<String>, String)>, DbErr> {
+    use super::entities::{contact, customer};
+    let in_org = sea_orm::sea_query::Query::select()
+        .column(customer::Column::Id)
+        .from(customer::Entity)
+        .and_where(customer::Column::OrgId.eq(org_id))
+        .to_owned();
+    contact::Entity::find()
+        .select_only()
+        .column(contact::Column::Phone)
+        .column(contact::Column::CustomerId)
+        .filter(contact::Column::CustomerId.in_subquery(in_org))
+        .filter(contact::Column::Phone.like(format!("%{suffix}")))
+        .limit(200)
+        .into_tuple()
+        .all(db)
+        .await
+}
+
+pub async fn customer<C: ConnectionTrait>(
+    db: &C,
+    id: &str,
+) -> Result<Option<super::entities::customer::Model>, DbErr> {
+    super::entities::customer::Entity::find_by_id(id.to_owned())
+        .one(db)
+        .await
+}
+
+/// When the customer's past activities happened (their deals' activity log).
+pub async fn customer_activity_times<C: ConnectionTrait>(
+    db: &C,
+    customer_id: &str,
+) -> Result<Vec<OffsetDateTime>, DbErr> {
+    use super::entities::activity;
+    let deals = sea_orm::sea_query::Query::select()
+        .column(deal::Column::Id)
+        .from(deal::Entity)
+        .and_where(deal::Column::CustomerId.eq(customer_id))
+        .to_owned();
+    activity::Entity::find()
+        .select_only()
+        .column(activity::Column::OccurredAt)
+        .filter(activity::Column::DealId.in_subquery(deals))
+        .order_by_desc(activity::Column::OccurredAt)
+        .limit(200)
+        .into_tuple()
+        .all(db)
+        .await
+}
+
+pub async fn open_deals_of_customer<C: ConnectionTrait>(
+    db: &C,
+    customer_id: &str,
+) -> Result<u64, DbErr> {
+    deal::Entity::find()
+        .filter(deal::Column::CustomerId.eq(customer_id))
+        .filter(deal::Column::Status.eq("open"))
+        .count(db)
+        .await
+}

@@ -1,0 +1,993 @@
+//! Lead distribution end to end: rules and their validation, assignment with its explanation,
+//! protection (404 for other reps, logged), dedup to the existing owner, expiry exactly once
+//! across instances, claims, CSV import (GB18030 with Chinese headers and bad rows), the public
+//! capture endpoint, what-if replay, health figures and concurrent intake on two instances.
+
+use crate::helpers::{TestApp, error_body, spawn_app_with};
+use fieldproof::services::leads::{self, protection};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+async fn profile(app: &TestApp, user: &str, capacity: i32, regions: &[&str], available: bool) {
+    let admin = app.token("admin").await;
+    let response = app
+        .request(Method::PUT, &format!("/api/v1/users/{}/rep-profile", app.users[user]), Some(&admin))
+        .json(&json!({"regions": regions, "product_expertise": ["pumps"], "capacity": capacity, "available": available}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "profile of {user}");
+}
+
+async fn three_reps(app: &TestApp) {
+    profile(app, "rep_a", 10, &["浙江"], true).await;
+    profile(app, "rep_b", 10, &["浙江"], true).await;
+    profile(app, "rep_south", 10, &["广东"], true).await;
+}
+
+/// A lead of its own company with no phone (a shared phone would route every lead to the
+/// first one's owner: that is dedup doing its job).
+fn lead_body(company: &str) -> Value {
+    json!({"company": company, "contact_name": "王工", "contact_title": "采购经理",
+           "industry": "制造业", "source": "website", "annual_purchase_fen": 90_000_000, "province": "浙江省", "city": "杭州"})
+}
+
+async fn create_lead(app: &TestApp, token: &str, body: &Value) -> Value {
+    let response = app.post("/api/v1/leads", token, body).await;
+    assert_eq!(response.status(), 201);
+    response.json().await.unwrap()
+}
+
+fn s(v: &Value) -> &str {
+    v.as_str().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn rule_sets_are_validated_with_every_error_and_saved_as_versions() {
+    let app = spawn_app_with(|s| s.jobs = false).await;
+    let manager = app.token("manager_east").await;
+    let bad = json!({"layers": [
+        {"name": "a", "conditions": [{"field": "industry", "in": ["bakery"]}, {"field": "rep_team", "in": ["Nowhere"]}]},
+        {"name": "", "conditions": [{"field": "annual_purchase_fen"}]}
+    ]});
+    let response = app
+        .request(Method::PUT, "/api/v1/lead-rules", Some(&manager))
+        .json(&bad)
+        .send()
+        .await
+        .unwrap();
+    let body = error_body(response, 422, "rule_set_invalid").await;
+    let paths: Vec<&str> = body["details"]["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| s(&e["path"]))
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "layers[0].conditions[0]",
+            "layers[0].conditions[1]",
+            "layers[1].name",
+            "layers[1].conditions[0]"
+        ]
+    );
+
+    // The four layers of the issue (team names are this org's).
+    let four = json!({"protection_hours": 24, "layers": [
+        {"name": "website manufacturing", "conditions": [{"field": "source", "in": ["website"]}, {"field": "industry", "in": ["manufacturing"]}]},
+        {"name": "large accounts", "conditions": [{"field": "annual_purchase_fen", "at_least": 80_000_000}]},
+        {"name": "east key accounts", "conditions": [{"field": "rep_team", "in": ["East"]}]},
+        {"name": "reps with room", "conditions": [{"field": "rep_pending_leads", "below": 5}]}
+    ]});
+    let response = app
+        .request(Method::PUT, "/api/v1/lead-rules", Some(&manager))
+        .json(&four)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let saved: Value = response.json().await.unwrap();
+    assert_eq!(saved["version"], 1);
+    let response = app
+        .request(Method::PUT, "/api/v1/lead-rules", Some(&manager))
+        .json(&four)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.json::<Value>().await.unwrap()["version"], 2);
+    let rep = app.token("rep_a").await;
+    let current: Value = app
+        .get("/api/v1/lead-rules", &rep)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(current["version"], 2);
+    assert_eq!(current["rules"]["layers"].as_array().unwrap().len(), 4);
+    let response = app
+        .request(Method::PUT, "/api/v1/lead-rules", Some(&rep))
+        .json(&four)
+        .send()
+        .await
+        .unwrap();
+    error_body(response, 403, "forbidden").await;
+}
+
+#[tokio::test]
+async fn a_lead_goes_to_the_least_loaded_qualified_rep_and_the_decision_explains_why() {
+    let app = spawn_app_with(|s| s.jobs = false).await;
+    three_reps(&app).await;
+    let manager = app.token("manager_east").await;
+    let rules = json!({"layers": [
+        {"name": "zhejiang", "conditions": [{"field": "province", "in": ["浙江"]}, {"field": "rep_covers_lead_region"}]},
+        {"name": "everyone", "conditions": []}
+    ]});
+    app.request(Method::PUT, "/api/v1/lead-rules", Some(&manager))
+        .json(&rules)
+        .send()
+        .await
+        .unwrap();
+
+    let first = create_lead(&app, &manager, &lead_body("杭州甲机械有限公司")).await;
+    let second = create_lead(&app, &manager, &lead_body("杭州乙机械有限公司")).await;
+    let owners = [
+        s(&first["owner_id"]).to_owned(),
+        s(&second["owner_id"]).to_owned(),
+    ];
+    // Both in Zhejiang; the second goes to the other Zhejiang rep (lower load), never to the south.
+    let mut expected = [app.users["rep_a"].clone(), app.users["rep_b"].clone()];
+    let mut got = owners.clone();
+    expected.sort();
+    got.sort();
+    assert_eq!(got, expected);
+    assert_eq!(first["assigned_by"], "rule");
+    assert_eq!(first["status"], "assigned");
+    assert!(first["protection_ends_at"].is_string());
+
+    let owner_name = if owners[0] == app.users["rep_a"] {
+        "rep_a"
+    } else {
+        "rep_b"
+    };
+    let owner = app.token(owner_name).await;
+    let explained: Value = app
+        .get(
+            &format!("/api/v1/leads/{}/explain", s(&first["id"])),
+            &owner,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(explained["rep"]["verdict"], "chosen", "{explained}");
+    assert_eq!(explained["rule_set_version"], 1);
+    assert_eq!(explained["layers"][0]["name"], "zhejiang");
+    assert!(s(&explained["summary_zh"]).contains("zhejiang"));
+    let why_not: Value = app
+        .get(
+            &format!(
+                "/api/v1/leads/{}/explain?rep_id={}",
+                s(&first["id"]),
+                app.users["rep_south"]
+            ),
+            &manager,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(why_not["rep"]["verdict"], "excluded", "{why_not}");
+    assert_eq!(why_not["rep"]["reason"]["field"], "rep_covers_lead_region");
+
+    // The owner was told, with a background summary.
+    let inbox: Value = app
+        .get("/api/v1/notifications", &owner)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let notice = inbox["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["kind"] == "lead_assigned")
+        .expect("lead_assigned notice");
+    assert!(s(&notice["body_zh"]).contains("预估年采购额"), "{notice}");
+}
+
+#[tokio::test]
+async fn a_protected_lead_is_not_found_for_other_reps_and_their_attempts_are_logged() {
+    let app = spawn_app_with(|s| s.jobs = false).await;
+    profile(&app, "rep_a", 10, &["浙江"], true).await;
+    let manager = app.token("manager_east").await;
+    let lead = create_lead(&app, &manager, &lead_body("杭州丙机械有限公司")).await;
+    assert_eq!(lead["owner_id"], app.users["rep_a"]);
+    let id = s(&lead["id"]);
+
+    let other = app.token("rep_b").await;
+    error_body(
+        app.get(&format!("/api/v1/leads/{id}"), &other).await,
+        404,
+        "not_found",
+    )
+    .await;
+    error_body(
+        app.patch(
+            &format!("/api/v1/leads/{id}"),
+            &other,
+            &json!({"notes": "mine now"}),
+        )
+        .await,
+        404,
+        "not_found",
+    )
+    .await;
+    error_body(
+        app.post(
+            &format!("/api/v1/leads/{id}/activities"),
+            &other,
+            &json!({"channel": "call", "summary": "x"}),
+        )
+        .await,
+        404,
+        "not_found",
+    )
+    .await;
+    error_body(
+        app.post(&format!("/api/v1/leads/{id}/claim"), &other, &json!({}))
+            .await,
+        404,
+        "not_found",
+    )
+    .await;
+    let listed: Value = app.get("/api/v1/leads", &other).await.json().await.unwrap();
+    assert!(listed["items"].as_array().unwrap().is_empty());
+    // Not even a rep of another team, or presales.
+    let south = app.token("rep_south").await;
+    error_body(
+        app.get(&format!("/api/v1/leads/{id}"), &south).await,
+        404,
+        "not_found",
+    )
+    .await;
+
+    let owner = app.token("rep_a").await;
+    assert_eq!(
+        app.get(&format!("/api/v1/leads/{id}"), &owner)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.get(&format!("/api/v1/leads/{id}"), &manager)
+            .await
+            .status(),
+        200
+    );
+    let south_manager = app.token("manager_south").await;
+    error_body(
+        app.get(&format!("/api/v1/leads/{id}"), &south_manager)
+            .await,
+        404,
+        "not_found",
+    )
+    .await;
+
+    let attempts: Value = app
+        .get(&format!("/api/v1/leads/{id}/access-attempts"), &manager)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let actions: Vec<&str> = attempts["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| s(&a["action"]))
+        .collect();
+    assert_eq!(
+        actions,
+        ["read", "write", "write", "claim", "read", "read"],
+        "{attempts}"
+    );
+}
+
+#[tokio::test]
+async fn a_lead_for_an_owned_customer_goes_to_the_owner_whatever_the_spelling() {
+    let app = spawn_app_with(|s| s.jobs = false).await;
+    three_reps(&app).await;
+    let customer = app.customer_of("rep_south", "杭州丁机械有限公司").await;
+    let manager = app.token("manager_east").await;
+    let admin = app.token("admin").await;
+    // Full-width brackets, (中国), spaces: the same company.
+    let lead = create_lead(&app, &admin, &lead_body("杭州丁机械 （中国） 股份有限公司")).await;
+    assert_eq!(lead["owner_id"], app.users["rep_south"], "{lead}");
+    assert_eq!(lead["assigned_by"], "existing_owner");
+    assert_eq!(lead["customer_id"], customer.as_str());
+
+    // By phone: a contact of an owned customer.
+    let south = app.token("rep_south").await;
+    let other_customer = app.customer_of("rep_south", "宁波某电子").await;
+    let response = app
+        .post(&format!("/api/v1/customers/{other_customer}/contacts"), &south, &json!({"name": "李总", "title": "总经理", "seniority": "executive", "phone": "0086 139 0000 1111"}))
+        .await;
+    assert_eq!(response.status(), 201);
+    let mut body = lead_body("完全不同的名字");
+    body["phone"] = json!("139-0000-1111");
+    let lead = create_lead(&app, &admin, &body).await;
+    assert_eq!(lead["owner_id"], app.users["rep_south"]);
+    // The manager of east does not see it (south's lead), the rule decision is not needed.
+    error_body(
+        app.get(&format!("/api/v1/leads/{}", s(&lead["id"])), &manager)
+            .await,
+        404,
+        "not_found",
+    )
+    .await;
+    let explained: Value = app
+        .get(&format!("/api/v1/leads/{}/explain", s(&lead["id"])), &south)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(explained["kind"], "existing_owner");
+}
+
+#[tokio::test]
+async fn an_unworked_lead_returns_to_the_pool_exactly_once_across_two_instances() {
+    let app = spawn_app_with(|s| s.jobs = false).await;
+    profile(&app, "rep_a", 10, &[], true).await;
+    profile(&app, "rep_b", 10, &[], true).await;
+    let manager = app.token("manager_east").await;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let lead = create_lead(&app, &manager, &lead_body(&format!("过期测试{i}号公司"))).await;
+        ids.push(s(&lead["id"]).to_owned());
+    }
+    // The owner of the first lead follows up: that one must stay.
+    let first: Value = app
+        .get(&format!("/api/v1/leads/{}", ids[0]), &manager)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let first_owner = if first["owner_id"] == app.users["rep_a"] {
+        "rep_a"
+    } else {
+        "rep_b"
+    };
+    let token = app.token(first_owner).await;
+    let response = app
+        .post(
+            &format!("/api/v1/leads/{}/activities", ids[0]),
+            &token,
+            &json!({"channel": "call", "summary": "聊了需求"}),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+
+    let one = app.connect_again().await;
+    let two = app.connect_again().await;
+    let block = time::Duration::hours(72);
+    assert_eq!(
+        protection::expire(&one, time::OffsetDateTime::now_utc(), block)
+            .await
+            .unwrap(),
+        0,
+        "nothing expired yet"
+    );
+    let later = time::OffsetDateTime::now_utc() + time::Duration::hours(25);
+    let (a, b) = tokio::join!(
+        protection::expire(&one, later, block),
+        protection::expire(&two, later, block)
+    );
+    assert_eq!(
+        a.unwrap() + b.unwrap(),
+        3,
+        "three unworked leads, each returned once"
+    );
+    let (a, b) = tokio::join!(
+        protection::expire(&one, later, block),
+        protection::expire(&two, later, block)
+    );
+    assert_eq!(a.unwrap() + b.unwrap(), 0, "and never again");
+
+    let kept: Value = app
+        .get(&format!("/api/v1/leads/{}", ids[0]), &manager)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(kept["status"], "assigned");
+    let returned: Value = app
+        .get(&format!("/api/v1/leads/{}", ids[1]), &manager)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(returned["status"], "pool");
+    let decisions: Value = app
+        .get(&format!("/api/v1/leads/{}/decisions", ids[1]), &manager)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = decisions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| s(&d["kind"]))
+        .collect();
+    assert_eq!(kinds, ["rule", "expired"]);
+
+    // The previous owner may not reclaim it; another rep may, now visible to them in the pool.
+    let previous = s(&decisions[1]["rep_id"]).to_owned();
+    let (prev_name, other_name) = if previous == app.users["rep_a"] {
+        ("rep_a", "rep_b")
+    } else {
+        ("rep_b", "rep_a")
+    };
+    let prev = app.token(prev_name).await;
+    error_body(
+        app.post(
+            &format!("/api/v1/leads/{}/claim", ids[1]),
+            &prev,
+            &json!({}),
+        )
+        .await,
+        409,
+        "lead_reclaim_blocked",
+    )
+    .await;
+    let other = app.token(other_name).await;
+    let claimed = app
+        .post(
+            &format!("/api/v1/leads/{}/claim", ids[1]),
+            &other,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(claimed.status(), 200);
+    let claimed: Value = claimed.json().await.unwrap();
+    assert_eq!(claimed["assigned_by"], "claim");
+    error_body(
+        app.post(
+            &format!("/api/v1/leads/{}/claim", ids[1]),
+            &prev,
+            &json!({}),
+        )
+        .await,
+        404,
+        "not_found",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn pool_claims_are_capped_per_rep_per_day() {
+    let app = spawn_app_with(|s| {
+        s.jobs = false;
+        s.lead_daily_claim_cap = 1;
+    })
+    .await;
+    let manager = app.token("manager_east").await;
+    // Nobody has a profile: leads stay in the pool and the managers are told.
+    let a = create_lead(&app, &manager, &lead_body("公海一号公司")).await;
+    let b = create_lead(&app, &manager, &lead_body("公海二号公司")).await;
+    assert_eq!(a["status"], "pool");
+    let inbox: Value = app
+        .get("/api/v1/notifications", &manager)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        inbox["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["kind"] == "lead_unassigned"),
+        "{inbox}"
+    );
+
+    let rep = app.token("rep_a").await;
+    error_body(
+        app.post(
+            &format!("/api/v1/leads/{}/claim", s(&a["id"])),
+            &rep,
+            &json!({}),
+        )
+        .await,
+        409,
+        "rep_at_capacity",
+    )
+    .await;
+    profile(&app, "rep_a", 5, &[], true).await;
+    assert_eq!(
+        app.post(
+            &format!("/api/v1/leads/{}/claim", s(&a["id"])),
+            &rep,
+            &json!({})
+        )
+        .await
+        .status(),
+        200
+    );
+    error_body(
+        app.post(
+            &format!("/api/v1/leads/{}/claim", s(&b["id"])),
+            &rep,
+            &json!({}),
+        )
+        .await,
+        409,
+        "lead_claim_limit",
+    )
+    .await;
+    error_body(
+        app.post(
+            &format!("/api/v1/leads/{}/claim", s(&a["id"])),
+            &rep,
+            &json!({}),
+        )
+        .await,
+        409,
+        "lead_not_in_pool",
+    )
+    .await;
+}
+
+fn gb18030(text: &str) -> Vec<u8> {
+    encoding_rs::GB18030.encode(text).0.into_owned()
+}
+
+#[tokio::test]
+async fn a_gb18030_csv_with_chinese_headers_imports_the_good_rows_and_reports_the_bad() {
+    let app = spawn_app_with(|s| s.jobs = false).await;
+    three_reps(&app).await;
+    let manager = app.token("manager_east").await;
+    let csv = "公司名称,联系人,电话,职位,行业,省份,城市,年采购额(万元),微信号\r\n\
+               杭州一号机械有限公司,王工,138 0013 8000,采购经理,制造业,浙江省,杭州,120,wx1\r\n\
+               ,没公司,13900000000,,制造业,浙江,杭州,5,wx2\r\n\
+               \"广州二号贸易有限公司\",\"李总, 副总\",020-8888 6666,总经理,批发,广东省,广州,80,wx3\r\n\
+               深圳三号,赵工,n/a,工程师,烘焙,广东,深圳,很多,wx4\r\n\
+               \r\n\
+               苏州四号电子有限公司,钱经理,+86 137 0000 0000,经理,信息技术,江苏,苏州,3.5,wx5\r\n";
+    let response = app
+        .request(Method::POST, "/api/v1/leads/imports", Some(&manager))
+        .header("content-type", "text/csv")
+        .body(gb18030(csv))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let report: Value = response.json().await.unwrap();
+    assert_eq!(report["encoding"], "gb18030");
+    assert_eq!(
+        (
+            report["rows"].as_u64(),
+            report["accepted"].as_u64(),
+            report["rejected"].as_u64()
+        ),
+        (Some(5), Some(3), Some(2)),
+        "{report}"
+    );
+    assert_eq!(report["ignored_headers"], json!(["微信号"]));
+    let errors: Vec<(u64, &str)> = report["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["row"].as_u64().unwrap(), s(&e["field"])))
+        .collect();
+    assert_eq!(errors, [(3, "company"), (5, "annual_purchase")], "{report}");
+    assert_eq!(report["errors_total"], 2);
+    let paged: Value = app
+        .get(
+            &format!(
+                "/api/v1/leads/imports/{}/errors?limit=1",
+                s(&report["import_id"])
+            ),
+            &manager,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(paged["items"].as_array().unwrap().len(), 1);
+    assert!(paged["next_cursor"].is_string());
+
+    // The scheduler assigns them (called directly here); the Guangdong lead goes to the south rep
+    // under a region rule.
+    app.request(Method::PUT, "/api/v1/lead-rules", Some(&manager))
+        .json(&json!({"layers": [{"name": "region", "conditions": [{"field": "rep_covers_lead_region"}]}, {"name": "rest"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(leads::assign_pending(&app.db, 100).await.unwrap(), 3);
+    let admin = app.token("admin").await;
+    let all: Value = app.get("/api/v1/leads", &admin).await.json().await.unwrap();
+    let guangzhou = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| s(&l["company"]) == "广州二号贸易有限公司")
+        .unwrap();
+    assert_eq!(guangzhou["owner_id"], app.users["rep_south"]);
+    assert_eq!(guangzhou["annual_purchase_fen"], 80_000_000);
+    assert_eq!(guangzhou["contact_name"], "李总, 副总");
+    assert_eq!(guangzhou["seniority"], "executive");
+    assert_eq!(guangzhou["source"], "import");
+    let suzhou = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| s(&l["company"]) == "苏州四号电子有限公司")
+        .unwrap();
+    assert_eq!(suzhou["annual_purchase_fen"], 3_500_000);
+}
+
+#[tokio::test]
+async fn a_utf8_csv_with_bom_imports_and_a_file_without_a_company_column_is_refused() {
+    let app = spawn_app_with(|s| s.jobs = false).await;
+    let admin = app.token("admin").await;
+    let csv = "\u{feff}company,phone,industry,annual_purchase_cny\nAcme Pumps,13800138000,manufacturing,\"1,000\"\n";
+    let response = app
+        .request(Method::POST, "/api/v1/leads/imports", Some(&admin))
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    let report: Value = response.json().await.unwrap();
+    assert_eq!(
+        (s(&report["encoding"]), report["accepted"].as_u64()),
+        ("utf-8", Some(1)),
+        "{report}"
+    );
+    let response = app
+        .request(Method::POST, "/api/v1/leads/imports", Some(&admin))
+        .body("电话,行业\n138,制造业\n")
+        .send()
+        .await
+        .unwrap();
+    let body = error_body(response, 422, "csv_invalid").await;
+    assert_eq!(body["details"]["reason"], "no_company_column");
+    let rep = app.token("rep_a").await;
+    error_body(
+        app.request(Method::POST, "/api/v1/leads/imports", Some(&rep))
+            .body(csv)
+            .send()
+            .await
+            .unwrap(),
+        403,
+        "forbidden",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_public_capture_form_needs_its_key_drops_honeypots_and_is_rate_limited() {
+    let app = spawn_app_with(|s| {
+        s.jobs = false;
+        s.lead_capture_per_minute = 4;
+    })
+    .await;
+    profile(&app, "rep_a", 10, &[], true).await;
+    let admin = app.token("admin").await;
+    let source: Value = app
+        .post(
+            "/api/v1/lead-sources",
+            &admin,
+            &json!({"name": "官网表单", "channel": "官网"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let key = s(&source["key"]).to_owned();
+    assert!(key.starts_with("fpls_"));
+    let listed: Value = app
+        .get("/api/v1/lead-sources", &admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(listed[0].get("key").is_none(), "the key is shown once");
+
+    let send = |key: String, body: Value| {
+        app.request(Method::POST, "/api/v1/capture/leads", None)
+            .header("x-lead-source-key", key)
+            .json(&body)
+            .send()
+    };
+    let mut form = lead_body("官网来的公司");
+    form["source"] = json!("referral"); // the source decides the channel, not the form
+    assert_eq!(send(key.clone(), form.clone()).await.unwrap().status(), 202);
+    error_body(
+        send("fpls_wrong".into(), form.clone()).await.unwrap(),
+        401,
+        "source_key_invalid",
+    )
+    .await;
+    let mut bot = lead_body("机器人公司");
+    bot["website"] = json!("http://spam.example");
+    assert_eq!(send(key.clone(), bot).await.unwrap().status(), 202);
+    error_body(
+        send(key.clone(), json!({"company": ""})).await.unwrap(),
+        422,
+        "validation_failed",
+    )
+    .await;
+    let big = json!({"company": "x", "notes": "长".repeat(20_000)});
+    error_body(
+        send(key.clone(), big).await.unwrap(),
+        413,
+        "payload_too_large",
+    )
+    .await;
+    let limited = send(key.clone(), form.clone()).await.unwrap();
+    assert!(limited.headers().contains_key("retry-after"));
+    error_body(limited, 429, "rate_limited").await;
+
+    let all: Value = app.get("/api/v1/leads", &admin).await.json().await.unwrap();
+    let companies: Vec<&str> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| s(&l["company"]))
+        .collect();
+    assert_eq!(
+        companies,
+        ["官网来的公司"],
+        "the honeypot submission was dropped"
+    );
+    assert_eq!(all["items"][0]["source"], "website");
+    assert_eq!(all["items"][0]["owner_id"], app.users["rep_a"]);
+}
+
+#[tokio::test]
+async fn what_if_replays_recent_leads_against_a_draft_and_reports_the_differences() {
+    let app = spawn_app_with(|s| s.jobs = false).await;
+    three_reps(&app).await;
+    let admin = app.token("admin").await;
+    app.request(Method::PUT, "/api/v1/lead-rules", Some(&admin))
+        .json(&json!({"layers": [{"name": "east", "conditions": [{"field": "rep_team", "in": ["East"]}]}]}))
+        .send()
+        .await
+        .unwrap();
+    for i in 0..6 {
+        create_lead(&app, &admin, &lead_body(&format!("回放{i}号公司"))).await;
+    }
+    let draft = json!({"layers": [{"name": "south only", "conditions": [{"field": "rep_team", "in": ["South"]}]}]});
+    let response = app
+        .post(
+            "/api/v1/lead-rules/what-if",
+            &admin,
+            &json!({"rules": draft, "days": 7}),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let report = &body["report"];
+    assert_eq!(report["leads"], 6);
+    assert_eq!(report["changed"], 6, "{body}");
+    assert_eq!(
+        report["differences"][0]["draft_rep"],
+        app.users["rep_south"]
+    );
+    assert_eq!(report["draft"]["assigned"], 6);
+    assert_eq!(report["actual"]["assigned"], 6);
+    // Actual: split between rep_a and rep_b evenly; draft: all on rep_south.
+    let per_rep = |figures: &Value, user: &str| {
+        figures["load_fairness"]["per_rep"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["rep_id"] == app.users[user])
+            .unwrap()["assigned"]
+            .as_u64()
+    };
+    assert_eq!(
+        (
+            per_rep(&report["actual"], "rep_a"),
+            per_rep(&report["actual"], "rep_b")
+        ),
+        (Some(3), Some(3))
+    );
+    assert_eq!(per_rep(&report["draft"], "rep_south"), Some(6));
+    // The same rules replay to no change; a bad draft is a 422.
+    let same = json!({"layers": [{"name": "east", "conditions": [{"field": "rep_team", "in": ["East"]}]}]});
+    let body: Value = app
+        .post(
+            "/api/v1/lead-rules/what-if",
+            &admin,
+            &json!({"rules": same}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["report"]["changed"], 0, "{body}");
+    error_body(
+        app.post(
+            "/api/v1/lead-rules/what-if",
+            &admin,
+            &json!({"rules": {"layers": []}}),
+        )
+        .await,
+        422,
+        "rule_set_invalid",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn health_figures_count_latency_conversion_and_cross_group_moves() {
+    let app = spawn_app_with(|s| s.jobs = false).await;
+    three_reps(&app).await;
+    let manager = app.token("manager_east").await;
+    app.request(Method::PUT, "/api/v1/lead-rules", Some(&manager))
+        .json(&json!({"layers": [{"name": "east", "conditions": [{"field": "rep_team", "in": ["East"]}]}]}))
+        .send()
+        .await
+        .unwrap();
+    let mut leads = Vec::new();
+    for i in 0..4 {
+        leads.push(create_lead(&app, &manager, &lead_body(&format!("健康{i}号公司"))).await);
+    }
+    // One converted by its owner, one moved to the south team.
+    let owner_of = |l: &Value| {
+        if l["owner_id"] == app.users["rep_a"] {
+            "rep_a"
+        } else {
+            "rep_b"
+        }
+    };
+    let owner = app.token(owner_of(&leads[0])).await;
+    app.post(
+        &format!("/api/v1/leads/{}/activities", s(&leads[0]["id"])),
+        &owner,
+        &json!({"channel": "visit", "summary": "上门"}),
+    )
+    .await;
+    let converted = app
+        .post(
+            &format!("/api/v1/leads/{}/convert", s(&leads[0]["id"])),
+            &owner,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(converted.status(), 200);
+    let converted: Value = converted.json().await.unwrap();
+    assert!(converted["customer_id"].is_string());
+    let moved = app
+        .post(
+            &format!("/api/v1/leads/{}/reassign", s(&leads[1]["id"])),
+            &manager,
+            &json!({"rep_id": app.users["rep_south"]}),
+        )
+        .await;
+    assert_eq!(moved.status(), 200);
+
+    let admin = app.token("admin").await;
+    let health: Value = app
+        .get("/api/v1/leads/health?days=1", &admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let f = &health["figures"];
+    assert_eq!(f["leads"], 4, "{health}");
+    assert_eq!(f["assigned"], 4);
+    assert_eq!(
+        f["assignment_latency"]["count"], 4,
+        "a later move does not erase how fast the rule assigned: {health}"
+    );
+    assert_eq!(f["assignment_latency"]["alarm"], false);
+    assert_eq!(f["conversion_in_window"]["numerator"], 1);
+    assert_eq!(f["cross_group_misassignment"]["numerator"], 1);
+    assert_eq!(f["cross_group_misassignment"]["alarm"], true);
+    assert_eq!(f["first_response"]["count"], 1);
+    // A manager sees their own team only.
+    let team: Value = app
+        .get("/api/v1/leads/health", &manager)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(team["figures"]["leads"], 3, "{team}");
+    error_body(
+        app.get(
+            &format!("/api/v1/leads/health?team_id={}", app.teams[1]),
+            &manager,
+        )
+        .await,
+        403,
+        "forbidden",
+    )
+    .await;
+    let rep = app.token("rep_a").await;
+    error_body(
+        app.get("/api/v1/leads/health", &rep).await,
+        403,
+        "forbidden",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn concurrent_intake_on_two_instances_never_double_assigns_nor_exceeds_capacity() {
+    let app = spawn_app_with(|s| s.jobs = false).await;
+    profile(&app, "rep_a", 40, &[], true).await;
+    profile(&app, "rep_b", 30, &[], true).await;
+    profile(&app, "rep_south", 20, &[], true).await;
+    let peer = app.spawn_peer(|s| s.jobs = false).await;
+    let admin = app.token("admin").await;
+    let per_instance = 200;
+    let mut tasks = Vec::new();
+    for (n, address) in [app.address.clone(), peer.address.clone()]
+        .into_iter()
+        .enumerate()
+    {
+        for i in 0..per_instance {
+            let client = app.client.clone();
+            let url = format!("{address}/api/v1/leads");
+            let token = admin.clone();
+            let body = lead_body(&format!("并发{n}-{i}号公司"));
+            tasks.push(tokio::spawn(async move {
+                client
+                    .post(url)
+                    .bearer_auth(token)
+                    .json(&body)
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+            }));
+        }
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap(), 201);
+    }
+    let mut per_owner = std::collections::HashMap::<String, usize>::new();
+    let mut pool = 0;
+    let mut cursor: Option<String> = None;
+    let mut seen = 0;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/leads?limit=200&cursor={c}"),
+            None => "/api/v1/leads?limit=200".to_owned(),
+        };
+        let page: Value = app.get(&path, &admin).await.json().await.unwrap();
+        for l in page["items"].as_array().unwrap() {
+            seen += 1;
+            match l["owner_id"].as_str() {
+                Some(o) => *per_owner.entry(o.to_owned()).or_default() += 1,
+                None => pool += 1,
+            }
+            let decisions: Value = app
+                .get(&format!("/api/v1/leads/{}/decisions", s(&l["id"])), &admin)
+                .await
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(
+                decisions.as_array().unwrap().len(),
+                1,
+                "one decision per lead: {decisions}"
+            );
+        }
+        cursor = page["next_cursor"].as_str().map(str::to_owned);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(seen, 2 * per_instance);
+    assert_eq!(
+        per_owner.get(&app.users["rep_a"]).copied(),
+        Some(40),
+        "{per_owner:?}"
+    );
+    assert_eq!(per_owner.get(&app.users["rep_b"]).copied(), Some(30));
+    assert_eq!(per_owner.get(&app.users["rep_south"]).copied(), Some(20));
+    assert_eq!(pool, 2 * per_instance - 90);
+}
