@@ -79,7 +79,8 @@ stop_s3() {
   fi
 }
 
-# Headless Chromium and a CJK font for the console's screenshot test (it is skipped without them).
+# Headless Chromium and a CJK font for the console's browser tests (the keyboard review path and the
+# screenshots; without Chromium they are skipped, or fail when CI is set).
 install_browser() {
   if ! command -v chromium >/dev/null || ! fc-list 2>/dev/null | grep -qi "wqy\|noto sans cjk"; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null

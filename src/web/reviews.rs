@@ -525,6 +525,8 @@ pub async fn decide(
         "/console/reviews".to_owned()
     };
     let to = |flash: &str| {
+        // The queue's own forms send `/console/reviews?` when no filter is set.
+        let back = back.trim_end_matches(['?', '&']);
         let sep = if back.contains('?') { '&' } else { '?' };
         HttpResponse::SeeOther()
             .insert_header((header::LOCATION, format!("{back}{sep}flash={flash}")))

@@ -132,7 +132,7 @@ fn location(response: &Response) -> String {
 }
 
 /// A deal of rep_a at the site survey with two good photos and one taken ~500 m away.
-async fn deal_with_a_far_photo(app: &TestApp) -> (String, String) {
+pub(crate) async fn deal_with_a_far_photo(app: &TestApp) -> (String, String) {
     let s = deal_at_site_survey(app, "杭州恒力机械").await;
     for (seed, tag) in [(1, "nameplate"), (2, "piping")] {
         let r = upload(
@@ -164,7 +164,7 @@ async fn deal_with_a_far_photo(app: &TestApp) -> (String, String) {
     (s.deal, far["id"].as_str().expect("id").to_owned())
 }
 
-async fn current_node(app: &TestApp, deal: &str) -> String {
+pub(crate) async fn current_node(app: &TestApp, deal: &str) -> String {
     let token = app.token("supervisor_east").await;
     let view: Value = app
         .get(&format!("/api/v1/deals/{deal}"), &token)
@@ -175,7 +175,7 @@ async fn current_node(app: &TestApp, deal: &str) -> String {
     view["current_node"].as_str().unwrap_or_default().to_owned()
 }
 
-async fn review_state(app: &TestApp, evidence: &str) -> String {
+pub(crate) async fn review_state(app: &TestApp, evidence: &str) -> String {
     let token = app.token("supervisor_east").await;
     let view: Value = app
         .get(&format!("/api/v1/evidence/{evidence}"), &token)
@@ -651,7 +651,7 @@ async fn a_queue_of_10000_pending_items_pages_in_well_under_a_second() {
 }
 
 /// EXIF local time (+08:00) of `minutes_ago`.
-fn local_exif_time(minutes_ago: i64) -> String {
+pub(crate) fn local_exif_time(minutes_ago: i64) -> String {
     let at = (time::OffsetDateTime::now_utc() - time::Duration::minutes(minutes_ago))
         .to_offset(time::macros::offset!(+8));
     format!(
@@ -665,6 +665,22 @@ fn local_exif_time(minutes_ago: i64) -> String {
     )
 }
 
+/// Debian's Chromium, if installed. Without it a browser test is skipped (saying why), except
+/// under CI (`CI` set), where that is a failure: the test command installs it.
+pub(crate) fn chromium(test: &str) -> Option<&'static str> {
+    let found = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{test}: chromium is not installed (apt-get install -y chromium; scripts/test.sh does)"
+        );
+        eprintln!("{test} skipped: chromium is not installed (apt-get install -y chromium)");
+    }
+    found
+}
+
 /// Headless Chromium, when installed: screenshots of the queue, the deal page and the heatmap
 /// (written to `FIELDPROOF_SCREENSHOT_DIR`, or a temp folder). Chromium cannot carry the
 /// session cookie from the command line, so each page is fetched signed in and opened from a
@@ -672,11 +688,7 @@ fn local_exif_time(minutes_ago: i64) -> String {
 /// load from the running app.
 #[tokio::test]
 async fn screenshots_of_the_console() {
-    let Some(chromium) = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-    else {
-        eprintln!("screenshots skipped: chromium is not installed");
+    let Some(chromium) = chromium("screenshots") else {
         return;
     };
     let app = spawn_app().await;

@@ -8,6 +8,7 @@
 mod auth;
 mod cli;
 mod console;
+mod console_browser;
 mod crash;
 mod customers;
 mod deals;
