@@ -11,6 +11,12 @@
 //!   above 3 %.
 //! - load fairness: per rep, assignments ÷ capacity; the coefficient of variation of that
 //!   ratio over the team's reps (0 = every rep got leads in proportion to capacity).
+//!
+//! Each of the three figures with a target also gets a traffic-light [`Mark`]: green when it
+//! meets the target, amber when it misses it by at most a fifth of the target (latency p90 at
+//! most 18 min, conversion at least 32.8 %, mis-assignment at most 3.6 %), red beyond that, and
+//! `no_data` when there is nothing to measure (no latency counted, no lead assigned). `alarm` is
+//! the same rule: amber or red.
 
 use super::assign::{Lead, RepSnapshot, assign};
 use super::rules::RuleSet;
@@ -21,6 +27,84 @@ use time::{Duration, OffsetDateTime};
 pub const LATENCY_TARGET_SECS: i64 = 15 * 60;
 pub const CONVERSION_TARGET: f64 = 0.41;
 pub const MISASSIGNMENT_ALARM: f64 = 0.03;
+
+/// Amber up to a fifth past the target: latency p90 up to 18 min …
+pub const LATENCY_AMBER_SECS: i64 = LATENCY_TARGET_SECS + LATENCY_TARGET_SECS / 5;
+/// … conversion down to 32.8 % (41 % − 41 % ÷ 5) …
+pub const CONVERSION_AMBER: f64 = 0.328;
+/// … and mis-assignment up to 3.6 % (3 % + 3 % ÷ 5).
+pub const MISASSIGNMENT_AMBER: f64 = 0.036;
+
+/// How a figure stands against its target, for people who read a dashboard at a glance.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Mark {
+    /// Meets the target.
+    Green,
+    /// Misses it by at most a fifth of the target.
+    Amber,
+    /// Misses it by more.
+    Red,
+    /// Nothing to measure in the period.
+    NoData,
+}
+
+impl Mark {
+    /// `green`, `amber`, `red` or `no_data`, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mark::Green => "green",
+            Mark::Amber => "amber",
+            Mark::Red => "red",
+            Mark::NoData => "no_data",
+        }
+    }
+
+    /// Amber or red: what `alarm` says.
+    pub fn misses_target(self) -> bool {
+        matches!(self, Mark::Amber | Mark::Red)
+    }
+
+    /// The mark of a figure where less is better.
+    fn at_most(value: Option<f64>, target: f64, amber: f64) -> Mark {
+        match value {
+            None => Mark::NoData,
+            Some(v) if v <= target => Mark::Green,
+            Some(v) if v <= amber => Mark::Amber,
+            Some(_) => Mark::Red,
+        }
+    }
+
+    /// The mark of a figure where more is better.
+    fn at_least(value: Option<f64>, target: f64, amber: f64) -> Mark {
+        match value {
+            None => Mark::NoData,
+            Some(v) if v >= target => Mark::Green,
+            Some(v) if v >= amber => Mark::Amber,
+            Some(_) => Mark::Red,
+        }
+    }
+}
+
+/// Assignment latency: p90 at most 15 min green, at most 18 min amber, red above.
+pub fn latency_mark(p90_secs: Option<i64>) -> Mark {
+    match p90_secs {
+        None => Mark::NoData,
+        Some(p) if p <= LATENCY_TARGET_SECS => Mark::Green,
+        Some(p) if p <= LATENCY_AMBER_SECS => Mark::Amber,
+        Some(_) => Mark::Red,
+    }
+}
+
+/// Conversion in window: at least 41 % green, at least 32.8 % amber, red below.
+pub fn conversion_mark(rate: Option<f64>) -> Mark {
+    Mark::at_least(rate, CONVERSION_TARGET, CONVERSION_AMBER)
+}
+
+/// Cross-group mis-assignment: at most 3 % green, at most 3.6 % amber, red above.
+pub fn misassignment_mark(rate: Option<f64>) -> Mark {
+    Mark::at_most(rate, MISASSIGNMENT_ALARM, MISASSIGNMENT_AMBER)
+}
 
 /// What happened to one lead, as far as the figures care.
 #[derive(Debug, Clone)]
@@ -51,6 +135,8 @@ pub struct Latency {
     pub target_secs: i64,
     /// p90 above target.
     pub alarm: bool,
+    /// [`latency_mark`] of the p90.
+    pub mark: Mark,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -60,6 +146,8 @@ pub struct Rate {
     pub rate: Option<f64>,
     pub threshold: f64,
     pub alarm: bool,
+    /// [`conversion_mark`] or [`misassignment_mark`] of the rate.
+    pub mark: Mark,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -109,19 +197,34 @@ fn durations(mut secs: Vec<i64>) -> Durations {
     }
 }
 
-fn rate(numerator: usize, denominator: usize, threshold: f64, alarm_if_above: bool) -> Rate {
+fn conversion_rate(numerator: usize, denominator: usize) -> Rate {
+    rate(numerator, denominator, CONVERSION_TARGET, conversion_mark)
+}
+
+fn misassignment_rate(numerator: usize, denominator: usize) -> Rate {
+    rate(
+        numerator,
+        denominator,
+        MISASSIGNMENT_ALARM,
+        misassignment_mark,
+    )
+}
+
+fn rate(
+    numerator: usize,
+    denominator: usize,
+    threshold: f64,
+    mark_of: fn(Option<f64>) -> Mark,
+) -> Rate {
     let r = (denominator > 0).then(|| numerator as f64 / denominator as f64);
-    let alarm = match r {
-        Some(r) if alarm_if_above => r > threshold,
-        Some(r) => r < threshold,
-        None => false,
-    };
+    let mark = mark_of(r);
     Rate {
         numerator,
         denominator,
         rate: r,
         threshold,
-        alarm,
+        alarm: mark.misses_target(),
+        mark,
     }
 }
 
@@ -199,18 +302,14 @@ pub fn health(leads: &[LeadOutcome], reps: &[(String, u32)]) -> HealthFigures {
         assigned: assigned.len(),
         in_pool: leads.len() - assigned.len(),
         assignment_latency: Latency {
-            alarm: latency.p90_secs.is_some_and(|p| p > LATENCY_TARGET_SECS),
+            alarm: latency_mark(latency.p90_secs).misses_target(),
+            mark: latency_mark(latency.p90_secs),
             durations: latency,
             target_secs: LATENCY_TARGET_SECS,
         },
         first_response,
-        conversion_in_window: rate(
-            converted_in_window,
-            assigned.len(),
-            CONVERSION_TARGET,
-            false,
-        ),
-        cross_group_misassignment: rate(moved, assigned.len(), MISASSIGNMENT_ALARM, true),
+        conversion_in_window: conversion_rate(converted_in_window, assigned.len()),
+        cross_group_misassignment: misassignment_rate(moved, assigned.len()),
         load_fairness: fairness(reps, &assignees),
     }
 }
@@ -325,23 +424,13 @@ pub fn replay(
         actual: ReplayFigures {
             assigned: actual_assigned,
             in_pool: leads.len() - actual_assigned,
-            cross_group_misassignment: rate(
-                actual_moved,
-                actual_assigned,
-                MISASSIGNMENT_ALARM,
-                true,
-            ),
+            cross_group_misassignment: misassignment_rate(actual_moved, actual_assigned),
             load_fairness: fairness(&capacities, &actual_assignees),
         },
         draft: ReplayFigures {
             assigned: draft_assignees.len(),
             in_pool: leads.len() - draft_assignees.len(),
-            cross_group_misassignment: rate(
-                draft_moved,
-                draft_assignees.len(),
-                MISASSIGNMENT_ALARM,
-                true,
-            ),
+            cross_group_misassignment: misassignment_rate(draft_moved, draft_assignees.len()),
             load_fairness: fairness(&capacities, &draft_refs),
         },
     }
@@ -393,6 +482,14 @@ mod tests {
         assert!(!h.conversion_in_window.alarm);
         assert_eq!(h.cross_group_misassignment.rate, Some(0.1));
         assert!(h.cross_group_misassignment.alarm);
+        assert_eq!(
+            (
+                h.assignment_latency.mark,
+                h.conversion_in_window.mark,
+                h.cross_group_misassignment.mark
+            ),
+            (Mark::Green, Mark::Green, Mark::Red)
+        );
         assert_eq!(h.load_fairness.spread, Some(0.0));
     }
 
@@ -400,6 +497,76 @@ mod tests {
     fn slow_assignment_raises_the_latency_alarm() {
         let h = health(&[outcome(30, false, false, "a")], &[("a".into(), 1)]);
         assert!(h.assignment_latency.alarm);
+        assert_eq!(h.assignment_latency.mark, Mark::Red);
         assert!(h.conversion_in_window.alarm);
+        assert_eq!(h.conversion_in_window.mark, Mark::Red);
+        assert_eq!(h.cross_group_misassignment.mark, Mark::Green);
+    }
+
+    #[test]
+    fn amber_bounds_are_a_fifth_of_each_target() {
+        assert_eq!(LATENCY_AMBER_SECS, 18 * 60);
+        assert!((CONVERSION_AMBER - CONVERSION_TARGET * 0.8).abs() < 1e-12);
+        assert!((MISASSIGNMENT_AMBER - MISASSIGNMENT_ALARM * 1.2).abs() < 1e-12);
+    }
+
+    #[test]
+    fn latency_marks_at_their_boundaries() {
+        assert_eq!(latency_mark(None), Mark::NoData);
+        assert_eq!(latency_mark(Some(0)), Mark::Green);
+        assert_eq!(latency_mark(Some(15 * 60)), Mark::Green);
+        assert_eq!(latency_mark(Some(15 * 60 + 1)), Mark::Amber);
+        assert_eq!(latency_mark(Some(18 * 60)), Mark::Amber);
+        assert_eq!(latency_mark(Some(18 * 60 + 1)), Mark::Red);
+    }
+
+    /// The rate as `health` computes it, so the boundaries are tested on real divisions.
+    fn r(n: usize, d: usize) -> Option<f64> {
+        conversion_rate(n, d).rate
+    }
+
+    #[test]
+    fn conversion_marks_at_their_boundaries() {
+        assert_eq!(conversion_mark(r(0, 0)), Mark::NoData);
+        assert_eq!(conversion_mark(r(1, 1)), Mark::Green);
+        assert_eq!(conversion_mark(r(41, 100)), Mark::Green);
+        assert_eq!(conversion_mark(r(409, 1000)), Mark::Amber);
+        assert_eq!(conversion_mark(r(328, 1000)), Mark::Amber);
+        assert_eq!(conversion_mark(r(41, 125)), Mark::Amber, "41/125 = 32.8 %");
+        assert_eq!(conversion_mark(r(327, 1000)), Mark::Red);
+        assert_eq!(conversion_mark(r(0, 4)), Mark::Red);
+    }
+
+    #[test]
+    fn misassignment_marks_at_their_boundaries() {
+        assert_eq!(misassignment_mark(r(0, 0)), Mark::NoData);
+        assert_eq!(misassignment_mark(r(0, 7)), Mark::Green);
+        assert_eq!(misassignment_mark(r(3, 100)), Mark::Green);
+        assert_eq!(misassignment_mark(r(31, 1000)), Mark::Amber);
+        assert_eq!(misassignment_mark(r(36, 1000)), Mark::Amber);
+        assert_eq!(misassignment_mark(r(9, 250)), Mark::Amber, "9/250 = 3.6 %");
+        assert_eq!(misassignment_mark(r(37, 1000)), Mark::Red);
+        assert_eq!(misassignment_mark(r(1, 4)), Mark::Red);
+    }
+
+    #[test]
+    fn alarm_and_mark_agree_and_serialize_in_snake_case() {
+        let empty = health(&[], &[]);
+        assert_eq!(empty.assignment_latency.mark, Mark::NoData);
+        assert!(!empty.assignment_latency.alarm);
+        assert_eq!(empty.conversion_in_window.mark, Mark::NoData);
+        assert!(!empty.cross_group_misassignment.alarm);
+        let json = serde_json::to_value(&empty).unwrap_or_default();
+        assert_eq!(json["assignment_latency"]["mark"], "no_data");
+        assert_eq!(json["conversion_in_window"]["mark"], "no_data");
+        assert_eq!(json["cross_group_misassignment"]["alarm"], false);
+        // Amber is an alarm too.
+        let amber = misassignment_rate(9, 250);
+        assert_eq!((amber.mark, amber.alarm), (Mark::Amber, true));
+        assert_eq!(
+            serde_json::to_value(Mark::Amber).unwrap_or_default(),
+            "amber"
+        );
+        assert_eq!(Mark::NoData.as_str(), "no_data");
     }
 }
