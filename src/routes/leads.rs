@@ -12,6 +12,7 @@ use actix_web::{HttpResponse, get, patch, post, web};
 use fieldproof_domain::account::Role;
 use fieldproof_domain::leads::SourceChannel;
 use fieldproof_domain::leads::assign::{Decision, RepVerdict};
+use fieldproof_domain::leads::health::HealthFigures;
 use fieldproof_domain::leads::import::RawLead;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -609,6 +610,56 @@ pub struct HealthQuery {
     pub days: Option<i64>,
 }
 
+/// The health figures of one team (or, for admins, the whole org) over a period, with the
+/// team and period they cover.
+#[derive(Debug)]
+pub struct TeamHealth {
+    /// `None`: the whole org.
+    pub team_id: Option<String>,
+    pub from: OffsetDateTime,
+    pub to: OffsetDateTime,
+    pub figures: HealthFigures,
+}
+
+/// Health of distribution, for the API and the console alike: admins any team (`team_id`) or
+/// the whole org (none); managers and supervisors their own team only (none means theirs, and
+/// one without a team sees nothing); everyone else is refused. The period is `[from, to)`,
+/// `to` defaulting to now and `from` to `days` (1–366, default 30) before `to`.
+pub async fn team_health(
+    state: &AppState,
+    caller: &Caller,
+    team_id: Option<String>,
+    from: Option<OffsetDateTime>,
+    to: Option<OffsetDateTime>,
+    days: Option<i64>,
+) -> ApiResult<TeamHealth> {
+    let own = caller.team_id.as_deref();
+    let team = match (&caller.role, team_id) {
+        (Role::Admin, team) => team,
+        (Role::Manager | Role::Supervisor, None) if own.is_some() => own.map(str::to_owned),
+        (Role::Manager | Role::Supervisor, Some(t)) if own == Some(t.as_str()) => Some(t),
+        _ => return Err(ApiError::forbidden()),
+    };
+    let days = days.unwrap_or(30);
+    if !(1..=366).contains(&days) {
+        return Err(ApiError::invalid_field(
+            "days",
+            "1-366",
+            "须在 1 到 366 之间",
+        ));
+    }
+    let to = to.unwrap_or_else(db::now);
+    let from = from.unwrap_or(to - time::Duration::days(days));
+    let figures =
+        service::insight::health_of(&state.db, &caller.org_id, team.as_deref(), from, to).await?;
+    Ok(TeamHealth {
+        team_id: team,
+        from,
+        to,
+        figures,
+    })
+}
+
 /// Health of distribution for a team and period (definitions in docs/leads.md).
 #[utoipa::path(tag = "leads", params(HealthQuery), responses((status = 200, body = Object), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 #[get("/leads/health")]
@@ -618,31 +669,15 @@ async fn lead_health(
     query: web::Query<HealthQuery>,
 ) -> ApiResult<web::Json<Value>> {
     let q = query.into_inner();
-    let team = match (&caller.role, q.team_id) {
-        (Role::Admin, team) => team,
-        (Role::Manager | Role::Supervisor, None) => caller.team_id.clone(),
-        (Role::Manager | Role::Supervisor, Some(t)) if Some(&t) == caller.team_id.as_ref() => {
-            Some(t)
-        }
-        _ => return Err(ApiError::forbidden()),
-    };
-    let days = q.days.unwrap_or(30);
-    if !(1..=366).contains(&days) {
-        return Err(ApiError::invalid_field(
-            "days",
-            "1-366",
-            "须在 1 到 366 之间",
-        ));
-    }
-    let to = q.to.unwrap_or_else(db::now);
-    let from = q.from.unwrap_or(to - time::Duration::days(days));
-    let figures =
-        service::insight::health_of(&state.db, &caller.org_id, team.as_deref(), from, to).await?;
+    let health = team_health(&state, &caller, q.team_id, q.from, q.to, q.days).await?;
     let rfc = |t: OffsetDateTime| {
         t.format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default()
     };
-    Ok(web::Json(
-        json!({"team_id": team, "from": rfc(from), "to": rfc(to), "figures": figures}),
-    ))
+    Ok(web::Json(json!({
+        "team_id": health.team_id,
+        "from": rfc(health.from),
+        "to": rfc(health.to),
+        "figures": health.figures,
+    })))
 }
