@@ -2,7 +2,7 @@
 //! completion rate with hours in node and returns, and the same figures as CSV. The numbers
 //! come from the API's `team_heatmap`, which also decides who may see which team.
 
-use super::layout::{ConsoleError, LOCAL_OFFSET, Nav, html_response, page, query};
+use super::layout::{ConsoleError, LOCAL_OFFSET, Nav, html_response, page, query, teams_of};
 use super::session::ConsoleUser;
 use crate::db;
 use crate::error::ApiError;
@@ -46,18 +46,6 @@ fn chosen(user: &ConsoleUser, q: &HeatmapQuery, teams: &[(String, String)]) -> (
 /// One of eleven colour steps (`h0` red … `h10` green) for a completion rate.
 fn colour_class(rate: f64) -> String {
     format!("cell h{}", (rate.clamp(0.0, 1.0) * 10.0).round() as u32)
-}
-
-async fn teams_of(
-    state: &AppState,
-    user: &ConsoleUser,
-) -> Result<Vec<(String, String)>, ConsoleError> {
-    Ok(db::teams::list(&state.db, &user.caller.org_id)
-        .await?
-        .into_iter()
-        .filter(|t| user.caller.is_admin() || Some(&t.id) == user.caller.team_id.as_ref())
-        .map(|t| (t.id, t.name))
-        .collect())
 }
 
 /// `GET /console/heatmap`

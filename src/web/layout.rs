@@ -4,7 +4,9 @@
 use super::assets;
 use super::session::{ConsoleUser, Lang};
 use crate::auth::Caller;
+use crate::db;
 use crate::error::{ApiError, ErrorCode};
+use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpResponse, ResponseError};
@@ -25,6 +27,7 @@ pub enum Nav {
     Reviews,
     Deals,
     Heatmap,
+    Health,
     None,
 }
 
@@ -39,6 +42,26 @@ pub fn sees_reviews(caller: &Caller) -> bool {
 /// Who may open the heatmap.
 pub fn sees_heatmap(caller: &Caller) -> bool {
     caller.is_admin() || caller.leads_team()
+}
+
+/// Who may open the distribution-health page (`routes::leads::team_health` decides; this only
+/// hides the link).
+pub fn sees_health(caller: &Caller) -> bool {
+    caller.is_admin() || caller.leads_team()
+}
+
+/// The teams a page's team selector offers: every team of the org to admins, their own team to
+/// everyone else (id, name). The service still decides what each may see.
+pub async fn teams_of(
+    state: &AppState,
+    user: &ConsoleUser,
+) -> Result<Vec<(String, String)>, ConsoleError> {
+    Ok(db::teams::list(&state.db, &user.caller.org_id)
+        .await?
+        .into_iter()
+        .filter(|t| user.caller.is_admin() || Some(&t.id) == user.caller.team_id.as_ref())
+        .map(|t| (t.id, t.name))
+        .collect())
 }
 
 /// A whole page: the frame around `body`.
@@ -71,6 +94,9 @@ pub fn page(user: Option<&ConsoleUser>, lang: Lang, title: &str, nav: Nav, body:
                             a.current[nav == Nav::Deals] href="/console/deals" { (lang.t("商机", "Deals")) }
                             @if sees_heatmap(&user.caller) {
                                 a.current[nav == Nav::Heatmap] href="/console/heatmap" { (lang.t("行动热力图", "Heatmap")) }
+                            }
+                            @if sees_health(&user.caller) {
+                                a.current[nav == Nav::Health] href="/console/health" { (lang.t("分配健康度", "Distribution health")) }
                             }
                         }
                     }

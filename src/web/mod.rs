@@ -1,5 +1,6 @@
 //! The supervisor console (`/console/...`): server-rendered pages (maud) for people who do not
-//! use curl — the review queue, deals with their path and audit trail, the heatmap.
+//! use curl — the review queue, deals with their path and audit trail, the heatmap, the
+//! distribution health of leads.
 //!
 //! It is a second front end over the same services as the API, never a second copy of a rule:
 //! every page calls the functions the JSON routes call, with the same [`crate::auth::Caller`],
@@ -8,12 +9,14 @@
 //! (see `session`). Stylesheet and script are compiled into the binary, pages allow nothing
 //! else (Content-Security-Policy), so the console works on an intranet with no internet.
 //!
-//! Adding a page (e.g. distribution health once its service lands): a module with a handler
-//! taking [`session::ConsoleUser`], calling the service with `user.caller`, rendering through
-//! [`layout::page`]; a route below; a link in `layout::page`'s navigation.
+//! Adding a page (as `health` did): a module with a handler taking [`session::ConsoleUser`],
+//! calling the function the JSON route calls with `user.caller`, rendering through
+//! [`layout::page`]; a route below; a `Nav` entry and a link in `layout::page`'s navigation,
+//! shown to the roles the service lets in.
 
 mod assets;
 mod deals;
+mod health;
 mod heatmap;
 mod layout;
 mod login;
@@ -55,6 +58,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/deals/{id}", web::get().to(deals::show))
             .route("/heatmap", web::get().to(heatmap::show))
             .route("/heatmap.csv", web::get().to(heatmap::csv))
+            .route("/health", web::get().to(health::show))
             .default_service(web::to(layout::not_found)),
     );
 }

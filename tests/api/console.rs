@@ -1,13 +1,14 @@
 //! The supervisor console, black-box: sign in with a cookie, CSRF refusals, the same scoping as
-//! the API, a decision taken on the page moving the deal's node, the heatmap's CSV, nothing
-//! loaded from outside the app, a 10,000-item queue paging fast, and screenshots taken by
-//! headless Chromium when it is installed.
+//! the API, a decision taken on the page moving the deal's node, the heatmap's CSV, the
+//! distribution-health marks, nothing loaded from outside the app, a 10,000-item queue paging
+//! fast, and screenshots taken by headless Chromium when it is installed.
 
 use crate::evidence::{SITE, deal_at_site_survey, form, photo, upload, uuid};
-use crate::helpers::{PASSWORD, TestApp, spawn_app};
+use crate::helpers::{PASSWORD, TestApp, spawn_app, spawn_app_with};
+use crate::leads::{create_lead, lead_body, three_reps};
 use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
-use reqwest::{Response, StatusCode, redirect};
-use serde_json::Value;
+use reqwest::{Method, Response, StatusCode, redirect};
+use serde_json::{Value, json};
 use std::collections::HashMap;
 
 /// A browser that keeps cookies and does not follow redirects (so tests see them).
@@ -530,6 +531,222 @@ async fn the_heatmap_page_colours_the_week_and_downloads_as_csv() {
     assert_eq!(bad.status(), 400);
 }
 
+/// Four leads of the East team assigned by a rule as they come in (so in no time), the first
+/// converted by its owner in its window, the second moved by the manager to rep_south of the
+/// South team: as in `leads::health_figures_count_latency_conversion_and_cross_group_moves`.
+async fn leads_with_known_health(app: &TestApp) {
+    three_reps(app).await;
+    let manager = app.token("manager_east").await;
+    let rules = app
+        .request(Method::PUT, "/api/v1/lead-rules", Some(&manager))
+        .json(&json!({"layers": [{"name": "east", "conditions": [{"field": "rep_team", "in": ["East"]}]}]}))
+        .send()
+        .await
+        .expect("rules");
+    assert!(rules.status().is_success(), "rules: {}", rules.status());
+    let mut leads = Vec::new();
+    for i in 0..4 {
+        leads.push(create_lead(app, &manager, &lead_body(&format!("健康{i}号公司"))).await);
+    }
+    let id = |l: &Value| l["id"].as_str().unwrap_or_default().to_owned();
+    let owner = if leads[0]["owner_id"] == app.users["rep_a"] {
+        "rep_a"
+    } else {
+        "rep_b"
+    };
+    let owner = app.token(owner).await;
+    let first = id(&leads[0]);
+    app.post(
+        &format!("/api/v1/leads/{first}/activities"),
+        &owner,
+        &json!({"channel": "visit", "summary": "上门"}),
+    )
+    .await;
+    let converted = app
+        .post(
+            &format!("/api/v1/leads/{first}/convert"),
+            &owner,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(converted.status(), 200);
+    let moved = app
+        .post(
+            &format!("/api/v1/leads/{}/reassign", id(&leads[1])),
+            &manager,
+            &json!({"rep_id": app.users["rep_south"]}),
+        )
+        .await;
+    assert_eq!(moved.status(), 200);
+}
+
+/// One target card of the health page, by its id.
+fn card<'p>(page: &'p str, id: &str) -> &'p str {
+    let start = page
+        .find(&format!("<article id=\"{id}\""))
+        .unwrap_or_else(|| panic!("card {id} in {page}"));
+    let end = page[start..].find("</article>").expect("end of card") + start;
+    &page[start..end]
+}
+
+#[tokio::test]
+async fn the_health_page_marks_each_figure_against_its_target_in_colour_and_words() {
+    let app = spawn_app_with(|s| s.jobs = false).await;
+    leads_with_known_health(&app).await;
+
+    // The whole org: 4 leads, all assigned at once; 1 converted, 1 moved to another team.
+    let mut admin = Browser::signed_in(&app, "admin").await;
+    let page = admin.html("/console/health").await;
+    assert!(
+        page.contains("<a class=\"current\" href=\"/console/health\">分配健康度</a>"),
+        "{page}"
+    );
+    assert!(page.contains("<option value=\"\" selected>全公司</option>"));
+    assert!(page.contains("<option value=\"30\" selected>最近 30 天</option>"));
+    let latency = card(&page, "latency");
+    assert!(latency.contains("class=\"target green\""), "{latency}");
+    assert!(latency.contains("<span class=\"mark green\">达标</span>"));
+    assert!(latency.contains("p90 0.0 分钟"));
+    assert!(latency.contains("目标 p90 ≤ 15 分钟"));
+    assert!(latency.contains("由规则分配的线索从创建到分配所用的时间"));
+    let misassigned = card(&page, "misassignment");
+    assert!(
+        misassigned.contains("class=\"target red\""),
+        "{misassigned}"
+    );
+    assert!(misassigned.contains("<span class=\"mark red\">未达标</span>"));
+    assert!(misassigned.contains("25.0%"));
+    assert!(misassigned.contains("<strong>1 / 4</strong>"));
+    assert!(misassigned.contains("目标 ≤ 3%"));
+    let conversion = card(&page, "conversion");
+    assert!(conversion.contains("class=\"target red\""), "{conversion}");
+    assert!(conversion.contains("<strong>1 / 4</strong>"));
+    assert!(conversion.contains("目标 ≥ 41%"));
+    let counts = card(&page, "counts");
+    assert!(counts.contains("<dd>4</dd>"), "{counts}");
+    let first_response = card(&page, "first-response");
+    assert!(first_response.contains("n = 1"), "{first_response}");
+    // Load fairness: every rep with a bar drawn by width, never by a style attribute.
+    assert!(page.contains("<table class=\"fairness\">"));
+    assert_eq!(page.matches("<svg class=\"load\"").count(), 3, "{page}");
+    assert!(page.contains("<th>rep_south</th>"));
+    assert!(!page.contains("style="));
+
+    // The English switch.
+    let switched = admin.get("/console/lang/en?next=/console/health").await;
+    assert_eq!(location(&switched), "/console/health");
+    let english = admin.html("/console/health").await;
+    assert!(english.contains("<html lang=\"en\">"));
+    assert!(english.contains(">Distribution health</a>"));
+    let misassigned = card(&english, "misassignment");
+    assert!(misassigned.contains("Cross-group mis-assignment"));
+    assert!(misassigned.contains("<span class=\"mark red\">Off target</span>"));
+    assert!(misassigned.contains("Leads a manager moved to another team ÷ leads assigned."));
+    assert!(card(&english, "latency").contains("<span class=\"mark green\">On target</span>"));
+    assert!(english.contains("Whole org"));
+
+    // The East manager sees their team (the moved lead now counts for South): conversion 1/3 is
+    // amber, no cross-group move; the API says the same.
+    let mut manager = Browser::signed_in(&app, "manager_east").await;
+    let east = manager.html("/console/health?days=7").await;
+    assert!(east.contains("<option value=\"7\" selected>最近 7 天</option>"));
+    assert!(
+        !east.contains("全公司"),
+        "no whole-org choice for a manager"
+    );
+    let conversion = card(&east, "conversion");
+    assert!(
+        conversion.contains("class=\"target amber\""),
+        "{conversion}"
+    );
+    assert!(conversion.contains("<span class=\"mark amber\">接近</span>"));
+    assert!(conversion.contains("33.3%") && conversion.contains("<strong>1 / 3</strong>"));
+    let misassigned = card(&east, "misassignment");
+    assert!(
+        misassigned.contains("class=\"target green\""),
+        "{misassigned}"
+    );
+    assert!(misassigned.contains("<strong>0 / 3</strong>"));
+    let token = app.token("manager_east").await;
+    let api: Value = app
+        .get("/api/v1/leads/health?days=7", &token)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let f = &api["figures"];
+    assert_eq!(f["conversion_in_window"]["mark"], "amber", "{api}");
+    assert_eq!(f["cross_group_misassignment"]["mark"], "green");
+    assert_eq!(f["assignment_latency"]["mark"], "green");
+
+    // An admin picking the South team: the moved lead is its only one.
+    let south = admin
+        .html(&format!("/console/health?team={}&days=90", app.teams[1]))
+        .await;
+    assert!(card(&south, "misassignment").contains("<strong>1 / 1</strong>"));
+    assert!(south.contains(&format!("<option value=\"{}\" selected>", app.teams[1])));
+    assert!(card(&south, "conversion").contains("class=\"target red\""));
+}
+
+#[tokio::test]
+async fn the_health_page_refuses_reps_other_teams_and_bad_periods_as_the_api_does() {
+    let app = spawn_app_with(|s| s.jobs = false).await;
+    let mut manager = Browser::signed_in(&app, "manager_east").await;
+    // Nothing in the period: every mark says so.
+    let empty = manager.html("/console/health").await;
+    for id in ["latency", "conversion", "misassignment"] {
+        assert!(
+            card(&empty, id).contains("<span class=\"mark no_data\">无数据</span>"),
+            "{empty}"
+        );
+    }
+    let other = manager
+        .get(&format!("/console/health?team={}", app.teams[1]))
+        .await;
+    assert_eq!(other.status(), 403);
+    assert!(
+        other
+            .text()
+            .await
+            .unwrap()
+            .contains("<code>forbidden</code>")
+    );
+    for days in ["0", "367", "week"] {
+        let bad = manager.get(&format!("/console/health?days={days}")).await;
+        assert_eq!(bad.status(), 422, "days={days}");
+        assert!(bad.text().await.unwrap().contains("validation_failed"));
+    }
+
+    let mut rep = Browser::signed_in(&app, "rep_a").await;
+    let refused = rep.get("/console/health").await;
+    assert_eq!(refused.status(), 403);
+    assert!(
+        refused
+            .text()
+            .await
+            .unwrap()
+            .contains("<code>forbidden</code>")
+    );
+    assert!(!rep.html("/console/deals").await.contains("/console/health"));
+    let token = app.token("rep_a").await;
+    assert_eq!(app.get("/api/v1/leads/health", &token).await.status(), 403);
+
+    // A manager with no team sees no org-wide figures, on the page or in the API.
+    let admin = app.token("admin").await;
+    let created = app
+        .post(
+            "/api/v1/users",
+            &admin,
+            &json!({"username": "manager_nowhere", "password": PASSWORD, "role": "manager"}),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    let mut teamless = Browser::signed_in(&app, "manager_nowhere").await;
+    assert_eq!(teamless.get("/console/health").await.status(), 403);
+    let token = app.token("manager_nowhere").await;
+    assert_eq!(app.get("/api/v1/leads/health", &token).await.status(), 403);
+}
+
 /// Every `http://`/`https://` reference in a text, except the app's own address.
 fn external_references(text: &str, own: &str) -> Vec<String> {
     let mut found = Vec::new();
@@ -569,6 +786,7 @@ async fn console_pages_and_assets_load_nothing_from_outside_the_app() {
         format!("/console/deals/{deal}"),
         "/console/deals".to_owned(),
         "/console/heatmap".to_owned(),
+        "/console/health".to_owned(),
     ] {
         texts.push(browser.html(&path).await);
     }
@@ -681,11 +899,11 @@ pub(crate) fn chromium(test: &str) -> Option<&'static str> {
     found
 }
 
-/// Headless Chromium, when installed: screenshots of the queue, the deal page and the heatmap
-/// (written to `FIELDPROOF_SCREENSHOT_DIR`, or a temp folder). Chromium cannot carry the
-/// session cookie from the command line, so each page is fetched signed in and opened from a
-/// file with the app as its base; the console's own stylesheet, script and thumbnails then
-/// load from the running app.
+/// Headless Chromium, when installed: screenshots of the queue, the deal page, the heatmap and
+/// distribution health (written to `FIELDPROOF_SCREENSHOT_DIR`, or a temp folder). Chromium
+/// cannot carry the session cookie from the command line, so each page is fetched signed in and
+/// opened from a file with the app as its base; the console's own stylesheet, script and
+/// thumbnails then load from the running app.
 #[tokio::test]
 async fn screenshots_of_the_console() {
     let Some(chromium) = chromium("screenshots") else {
@@ -714,6 +932,7 @@ async fn screenshots_of_the_console() {
     .await
     .unwrap();
     assert_eq!(recycled["verdict"], "rejected", "{recycled}");
+    leads_with_known_health(&app).await;
     let mut browser = Browser::signed_in(&app, "supervisor_east").await;
     let queue = browser.html("/console/reviews").await;
     assert!(queue.contains("与客户「杭州恒力机械」"), "{queue}");
@@ -727,6 +946,7 @@ async fn screenshots_of_the_console() {
         ("console-review.png", "/console/reviews".to_owned(), 1100),
         ("console-deal.png", format!("/console/deals/{deal}"), 1500),
         ("console-heatmap.png", "/console/heatmap".to_owned(), 600),
+        ("console-health.png", "/console/health".to_owned(), 1000),
     ] {
         let html = browser.html(&path).await.replacen(
             "<head>",

@@ -19,7 +19,7 @@ async fn profile(app: &TestApp, user: &str, capacity: i32, regions: &[&str], ava
     assert_eq!(response.status(), 200, "profile of {user}");
 }
 
-async fn three_reps(app: &TestApp) {
+pub(crate) async fn three_reps(app: &TestApp) {
     profile(app, "rep_a", 10, &["浙江"], true).await;
     profile(app, "rep_b", 10, &["浙江"], true).await;
     profile(app, "rep_south", 10, &["广东"], true).await;
@@ -27,12 +27,12 @@ async fn three_reps(app: &TestApp) {
 
 /// A lead of its own company with no phone (a shared phone would route every lead to the
 /// first one's owner: that is dedup doing its job).
-fn lead_body(company: &str) -> Value {
+pub(crate) fn lead_body(company: &str) -> Value {
     json!({"company": company, "contact_name": "王工", "contact_title": "采购经理",
            "industry": "制造业", "source": "website", "annual_purchase_fen": 90_000_000, "province": "浙江省", "city": "杭州"})
 }
 
-async fn create_lead(app: &TestApp, token: &str, body: &Value) -> Value {
+pub(crate) async fn create_lead(app: &TestApp, token: &str, body: &Value) -> Value {
     let response = app.post("/api/v1/leads", token, body).await;
     assert_eq!(response.status(), 201);
     response.json().await.unwrap()
