@@ -13,11 +13,16 @@
 //!   different deals at once (each passes a node) → requests/s, p50, p99.
 //! - `heatmap-pg`, `heatmap-sqlite`: a year of node runs of a 200-rep team → p50/p99 of
 //!   `GET /api/v1/reports/heatmap`, with the totals checked against the seeded data.
+//! - `leads-sqlite`, `leads-pg`: bursts of 200 concurrent lead intakes with 1,000 reps, 50 rule
+//!   layers and 1M existing leads → intake-to-assigned p50/p99 (`load/leads.rs`).
 //!
 //! Sizes come from `FIELDPROOF_BENCH_*` variables (see `Config::from_env`).
 
 #[path = "../domain/tests/support/mod.rs"]
 mod photos;
+
+#[path = "load/leads.rs"]
+mod leads;
 
 use fieldproof::config::Settings;
 use fieldproof::db::entities::{
@@ -1634,7 +1639,7 @@ async fn main() {
         bucket: format!("fp-bench-{}", uuid::Uuid::new_v4().simple()),
     });
     let mut skipped = Vec::new();
-    let scenarios: [(&str, bool); 8] = [
+    let scenarios: [(&str, bool); 10] = [
         ("uploads-sqlite-fs", true),
         ("uploads-pg-s3", cfg.pg.is_some() && s3.is_some()),
         ("rss-sqlite-fs", true),
@@ -1642,6 +1647,8 @@ async fn main() {
         ("advance-pg", cfg.pg.is_some()),
         ("heatmap-pg", cfg.pg.is_some()),
         ("heatmap-sqlite", true),
+        ("leads-sqlite", true),
+        ("leads-pg", cfg.pg.is_some()),
         ("", false),
     ];
     for (name, available) in scenarios {
@@ -1663,6 +1670,8 @@ async fn main() {
             "advance-pg" => bench_advance(&cfg).await,
             "heatmap-pg" => bench_heatmap(&cfg, name, Backend::Postgres).await,
             "heatmap-sqlite" => bench_heatmap(&cfg, name, Backend::Sqlite).await,
+            "leads-sqlite" => leads::bench_leads(&cfg, name, Backend::Sqlite).await,
+            "leads-pg" => leads::bench_leads(&cfg, name, Backend::Postgres).await,
             _ => unreachable!(),
         }
         println!("({name} took {:.0} s)", started.elapsed().as_secs_f64());

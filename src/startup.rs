@@ -59,6 +59,7 @@ impl Application {
     ) -> anyhow::Result<Application> {
         let key = settings.jwt_key()?;
         let state = AppState {
+            lead_dispatcher: crate::services::leads::dispatch::Dispatcher::start(db.clone()),
             db,
             blobs,
             tokens: AccessTokens::new(&key, settings.access_token_ttl_secs),

@@ -21,6 +21,8 @@ pub struct AppState {
     pub url_signer: UrlSigner,
     /// Per-client allowance on the customer-facing quote endpoints (per process).
     pub public_limiter: Arc<crate::rate_limit::RateLimiter>,
+    /// Stores and assigns new leads in batches, one org turn per batch (per process).
+    pub lead_dispatcher: crate::services::leads::dispatch::Dispatcher,
 }
 
 /// HMAC signer of short-lived URLs, keyed with the deployment's signing key.

@@ -12,6 +12,7 @@ mod m20261126_000006_uploads;
 mod m20261126_000007_quotes;
 mod m20261126_000008_leads;
 mod m20261126_000009_console;
+mod m20261126_000010_lead_rosters;
 mod util;
 
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000007_quotes::Migration),
             Box::new(m20261126_000008_leads::Migration),
             Box::new(m20261126_000009_console::Migration),
+            Box::new(m20261126_000010_lead_rosters::Migration),
         ]
     }
 }

@@ -6,7 +6,8 @@
 
 use super::entities::{
     deal, lead, lead_access_attempt, lead_activity, lead_assign_turn, lead_decision, lead_import,
-    lead_import_error, lead_rep_state, lead_rule_set, lead_source, rep_profile, team, user,
+    lead_import_error, lead_rep_state, lead_roster, lead_rule_set, lead_source, rep_profile, team,
+    user,
 };
 use super::{Page, PageRequest};
 use crate::auth::Caller;
@@ -305,6 +306,122 @@ pub async fn touch_rep_state<C: ConnectionTrait>(
     .map(|_| ())
 }
 
+/// Rows per multi-row INSERT: well under SQLite's and PostgreSQL's bind-parameter limits for the
+/// widest table written in batches (leads, 33 columns).
+const INSERT_CHUNK: usize = 200;
+
+/// The last assignment time of several reps at once (one statement per chunk).
+pub async fn touch_rep_states<C: ConnectionTrait>(
+    db: &C,
+    user_ids: &[String],
+    at: OffsetDateTime,
+) -> Result<(), DbErr> {
+    for chunk in user_ids.chunks(INSERT_CHUNK) {
+        lead_rep_state::Entity::insert_many(chunk.iter().map(|id| lead_rep_state::ActiveModel {
+            user_id: Set(id.clone()),
+            last_assigned_at: Set(Some(at)),
+        }))
+        .on_conflict(
+            OnConflict::column(lead_rep_state::Column::UserId)
+                .update_column(lead_rep_state::Column::LastAssignedAt)
+                .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Store a roster under its content id unless it is already there.
+pub async fn save_roster<C: ConnectionTrait>(
+    db: &C,
+    org_id: &str,
+    id: &str,
+    rep_ids: &[&str],
+    at: OffsetDateTime,
+) -> Result<(), DbErr> {
+    lead_roster::Entity::insert(lead_roster::ActiveModel {
+        id: Set(id.to_owned()),
+        org_id: Set(org_id.to_owned()),
+        rep_ids: Set(serde_json::json!(rep_ids)),
+        created_at: Set(at),
+    })
+    .on_conflict(
+        OnConflict::column(lead_roster::Column::Id)
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(db)
+    .await
+    .map(|_| ())
+}
+
+/// The rep ids of a stored roster, in order.
+pub async fn roster<C: ConnectionTrait>(
+    db: &C,
+    org_id: &str,
+    id: &str,
+) -> Result<Option<Vec<String>>, DbErr> {
+    Ok(lead_roster::Entity::find_by_id(id.to_owned())
+        .filter(lead_roster::Column::OrgId.eq(org_id))
+        .one(db)
+        .await?
+        .map(|r| serde_json::from_value(r.rep_ids).unwrap_or_default()))
+}
+
+/// Owned leads of the org matching any of the keys (the dedup of a batch, inside the org's
+/// turn): one query per kind of key, each on its `(org_id, key)` index.
+pub async fn owned_with_keys<C: ConnectionTrait>(
+    db: &C,
+    org_id: &str,
+    company_keys: &[&str],
+    phone_keys: &[&str],
+) -> Result<Vec<lead::Model>, DbErr> {
+    let mut out = Vec::new();
+    for (column, keys) in [
+        (lead::Column::CompanyKey, company_keys),
+        (lead::Column::PhoneKey, phone_keys),
+    ] {
+        for chunk in keys.chunks(500) {
+            if chunk.is_empty() {
+                continue;
+            }
+            out.extend(
+                lead::Entity::find()
+                    .filter(lead::Column::OrgId.eq(org_id))
+                    .filter(column.is_in(chunk.iter().copied()))
+                    .filter(lead::Column::Status.is_in([ASSIGNED, CONVERTED]))
+                    .filter(lead::Column::OwnerId.is_not_null())
+                    .all(db)
+                    .await?,
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Which of `ids` are active users of the org.
+pub async fn active_among<C: ConnectionTrait>(
+    db: &C,
+    org_id: &str,
+    ids: &[&str],
+) -> Result<std::collections::HashSet<String>, DbErr> {
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    Ok(user::Entity::find()
+        .select_only()
+        .column(user::Column::Id)
+        .filter(user::Column::OrgId.eq(org_id))
+        .filter(user::Column::Active.eq(true))
+        .filter(user::Column::Id.is_in(ids.iter().copied()))
+        .into_tuple::<String>()
+        .all(db)
+        .await?
+        .into_iter()
+        .collect())
+}
+
 /// Give a pool lead to a rep: a compare-and-set on the status, so a lead is never assigned twice
 /// however many processes try. Returns whether this call assigned it.
 pub struct Assignment<'a> {
@@ -386,6 +503,32 @@ pub async fn insert_decision<C: ConnectionTrait>(
     }
     .insert(db)
     .await
+}
+
+/// Several decisions in one statement per chunk (a batch of intakes).
+pub async fn insert_decisions<C: ConnectionTrait>(
+    db: &C,
+    decisions: Vec<NewDecision<'_>>,
+) -> Result<(), DbErr> {
+    let rows: Vec<lead_decision::ActiveModel> = decisions
+        .into_iter()
+        .map(|d| lead_decision::ActiveModel {
+            id: Set(super::new_id()),
+            org_id: Set(d.org_id.to_owned()),
+            lead_id: Set(d.lead_id.to_owned()),
+            kind: Set(d.kind.to_owned()),
+            rule_set_version: Set(d.rule_set_version),
+            rep_id: Set(d.rep_id.map(str::to_owned)),
+            record: Set(d.record),
+            decided_at: Set(d.at),
+        })
+        .collect();
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        lead_decision::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(db)
+            .await?;
+    }
+    Ok(())
 }
 
 pub async fn decisions_of<C: ConnectionTrait>(
@@ -520,13 +663,12 @@ pub async fn insert_leads<C: ConnectionTrait>(
     db: &C,
     rows: Vec<lead::ActiveModel>,
 ) -> Result<(), DbErr> {
-    if rows.is_empty() {
-        return Ok(());
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        lead::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(db)
+            .await?;
     }
-    lead::Entity::insert_many(rows)
-        .exec_without_returning(db)
-        .await
-        .map(|_| ())
+    Ok(())
 }
 
 /// Leads waiting for a decision (from imports, or an intake whose inline assignment failed).

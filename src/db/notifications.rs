@@ -57,6 +57,39 @@ pub async fn insert_unless_duplicate<C: ConnectionTrait>(
     Ok(added == 1)
 }
 
+/// Several inbox entries in one statement per chunk, each skipped if its `(user_id, dedup_key)`
+/// exists (a batch of lead assignments).
+pub async fn insert_many_unless_duplicate<C: ConnectionTrait>(
+    db: &C,
+    news: &[NewNotification<'_>],
+) -> Result<(), DbErr> {
+    let now = super::now();
+    for chunk in news.chunks(200) {
+        notification::Entity::insert_many(chunk.iter().map(|new| notification::ActiveModel {
+            id: Set(super::new_id()),
+            org_id: Set(new.org_id.to_owned()),
+            user_id: Set(new.user_id.to_owned()),
+            kind: Set(new.kind.to_owned()),
+            title_en: Set(new.title_en.to_owned()),
+            title_zh: Set(new.title_zh.to_owned()),
+            body_en: Set(new.body_en.to_owned()),
+            body_zh: Set(new.body_zh.to_owned()),
+            link: Set(new.link.map(str::to_owned)),
+            dedup_key: Set(new.dedup_key.map(str::to_owned)),
+            created_at: Set(now),
+            read_at: Set(None),
+        }))
+        .on_conflict(
+            OnConflict::columns([notification::Column::UserId, notification::Column::DedupKey])
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await?;
+    }
+    Ok(())
+}
+
 /// Which of `ids` are users of `org_id` (a producer's recipient list is checked, not trusted).
 pub async fn members_of_org<C: ConnectionTrait>(
     db: &C,

@@ -236,6 +236,7 @@ async fn capture(
     lead.source = None;
     let draft = lead.into_raw().parse(channel).map_err(invalid_lead)?;
     service::intake(
+        &state.lead_dispatcher,
         &state.db,
         &source.org_id,
         draft,

@@ -11,9 +11,10 @@ use crate::state::AppState;
 use actix_web::{HttpResponse, get, patch, post, web};
 use fieldproof_domain::account::Role;
 use fieldproof_domain::leads::SourceChannel;
-use fieldproof_domain::leads::assign::{Decision, RepVerdict};
+use fieldproof_domain::leads::assign::RepVerdict;
 use fieldproof_domain::leads::health::HealthFigures;
 use fieldproof_domain::leads::import::RawLead;
+use fieldproof_domain::leads::record::StoredDecision;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -215,7 +216,14 @@ async fn create_lead(
         .into_raw()
         .parse(SourceChannel::Other)
         .map_err(invalid_lead)?;
-    let row = service::intake(&state.db, &caller.org_id, draft, Origin::default()).await?;
+    let row = service::intake(
+        &state.lead_dispatcher,
+        &state.db,
+        &caller.org_id,
+        draft,
+        Origin::default(),
+    )
+    .await?;
     // The creator sees the lead only if it is theirs to see (a rep who typed in a lead that went
     // to a colleague gets the id, not the protected contents).
     let row = repo::find_visible(&state.db, &caller, &row.id).await?;
@@ -515,9 +523,12 @@ async fn explain_lead(
             "summary_zh": "该客户已有负责人，线索直接交给负责人，未经分配规则。",
         })));
     }
-    let decision: Decision =
+    let decision: StoredDecision =
         serde_json::from_value(d.record["decision"].clone()).map_err(ApiError::internal)?;
-    let verdict = decision.verdict_for(&rep_id);
+    let roster = repo::roster(&state.db, &caller.org_id, &decision.roster)
+        .await?
+        .unwrap_or_default();
+    let verdict = decision.verdict_for(&rep_id, &roster);
     let layer_name = decision
         .deciding_layer
         .and_then(|i| decision.layers.get(i))
@@ -527,15 +538,11 @@ async fn explain_lead(
         RepVerdict::Chosen { candidate } => (
             format!(
                 "Chosen at layer \"{layer_name}\": lowest load relative to capacity ({}‰ of {}), then longest wait, among {} candidates.",
-                candidate.load_permille,
-                candidate.capacity,
-                decision.candidates.len()
+                candidate.load_permille, candidate.capacity, decision.candidates_total
             ),
             format!(
                 "在规则层「{layer_name}」中被选中：在 {} 名候选人中负荷率最低（{}‰，容量 {}），其次等待最久。",
-                decision.candidates.len(),
-                candidate.load_permille,
-                candidate.capacity
+                decision.candidates_total, candidate.load_permille, candidate.capacity
             ),
         ),
         RepVerdict::Outranked { candidate, winner } => (
@@ -546,6 +553,16 @@ async fn explain_lead(
             format!(
                 "在规则层「{layer_name}」中是候选人，排名第 {}：负荷率 {}‰，中选者为 {}‰。",
                 candidate.rank, candidate.load_permille, winner.load_permille
+            ),
+        ),
+        RepVerdict::OutrankedUnlisted { below_rank, winner } => (
+            format!(
+                "A candidate at layer \"{layer_name}\", ranked below the first {below_rank} of {}: the winner's load was {}‰.",
+                decision.candidates_total, winner.load_permille
+            ),
+            format!(
+                "在规则层「{layer_name}」中是候选人，排在 {} 名候选人的前 {below_rank} 名之后：中选者负荷率为 {}‰。",
+                decision.candidates_total, winner.load_permille
             ),
         ),
         RepVerdict::Excluded { reason } => {
@@ -568,8 +585,8 @@ async fn explain_lead(
         "decided_at": d.decided_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
         "outcome": decision.outcome,
         "layers": decision.layers,
-        "candidates": decision.candidates.iter().take(20).collect::<Vec<_>>(),
-        "candidates_total": decision.candidates.len(),
+        "candidates": decision.candidates,
+        "candidates_total": decision.candidates_total,
         "rep_id": rep_id,
         "rep": verdict,
         "summary_en": en,

@@ -107,3 +107,62 @@ pub async fn notify<C: ConnectionTrait>(db: &C, notice: Notice) -> Result<Notifi
     }
     Ok(result)
 }
+
+/// Several notices in one go (a batch of lead assignments): one membership query and one
+/// multi-row insert for the inboxes, instead of two statements per notice. Notices that also
+/// go to a team's webhooks take the one-by-one path.
+pub async fn notify_all<C: ConnectionTrait>(db: &C, notices: Vec<Notice>) -> Result<(), DbErr> {
+    let (webhooks, inbox_only): (Vec<Notice>, Vec<Notice>) =
+        notices.into_iter().partition(|n| n.team_id.is_some());
+    for notice in webhooks {
+        notify(db, notice).await?;
+    }
+    let mut by_org: std::collections::BTreeMap<&str, Vec<&Notice>> = Default::default();
+    for n in &inbox_only {
+        by_org.entry(n.org_id.as_str()).or_default().push(n);
+    }
+    for (org_id, notices) in by_org {
+        let mut everyone: Vec<String> = notices
+            .iter()
+            .flat_map(|n| n.recipients.iter().cloned())
+            .collect();
+        everyone.sort();
+        everyone.dedup();
+        let members: std::collections::HashSet<String> =
+            notifications::members_of_org(db, org_id, &everyone)
+                .await?
+                .into_iter()
+                .collect();
+        if members.len() != everyone.len() {
+            tracing::warn!(
+                skipped = everyone.len() - members.len(),
+                "notify: recipients outside the org were skipped"
+            );
+        }
+        let mut rows = Vec::new();
+        for n in &notices {
+            let mut recipients: Vec<&String> = n
+                .recipients
+                .iter()
+                .filter(|r| members.contains(*r))
+                .collect();
+            recipients.sort();
+            recipients.dedup();
+            for user_id in recipients {
+                rows.push(notifications::NewNotification {
+                    org_id,
+                    user_id,
+                    kind: &n.kind,
+                    title_en: &n.title_en,
+                    title_zh: &n.title_zh,
+                    body_en: &n.body_en,
+                    body_zh: &n.body_zh,
+                    link: n.link.as_deref(),
+                    dedup_key: n.dedup_key.as_deref(),
+                });
+            }
+        }
+        notifications::insert_many_unless_duplicate(db, &rows).await?;
+    }
+    Ok(())
+}

@@ -991,3 +991,223 @@ async fn concurrent_intake_on_two_instances_never_double_assigns_nor_exceeds_cap
     assert_eq!(per_owner.get(&app.users["rep_south"]).copied(), Some(20));
     assert_eq!(pool, 2 * per_instance - 90);
 }
+
+fn draft(company: &str) -> fieldproof_domain::leads::import::LeadDraft {
+    use fieldproof_domain::customer::{Fen, Name, Seniority};
+    use fieldproof_domain::leads::{Industry, Region, SourceChannel};
+    fieldproof_domain::leads::import::LeadDraft {
+        company: Name::parse(company).unwrap(),
+        contact_name: "王工".into(),
+        phone: None,
+        contact_title: "采购".into(),
+        industry: Industry::Manufacturing,
+        source: SourceChannel::Website,
+        annual_purchase: Fen::new(90_000_000).unwrap(),
+        seniority: Seniority::Manager,
+        region: Region::new("浙江", "杭州"),
+        products: vec![],
+        notes: String::new(),
+    }
+}
+
+async fn turns(app: &TestApp) -> i64 {
+    use fieldproof::db::entities::lead_assign_turn;
+    use sea_orm::EntityTrait;
+    lead_assign_turn::Entity::find_by_id(app.org_id.clone())
+        .one(&app.db)
+        .await
+        .unwrap()
+        .map_or(0, |t| t.turns)
+}
+
+#[tokio::test]
+async fn a_batch_of_intakes_takes_one_turn_fills_reps_in_order_and_keeps_one_owner_per_customer() {
+    use leads::dispatch::{decide_batch, prepare};
+    let app = spawn_app_with(|s| s.jobs = false).await;
+    profile(&app, "rep_a", 1, &["浙江"], true).await;
+    profile(&app, "rep_b", 1, &["浙江"], true).await;
+    profile(&app, "rep_south", 1, &["广东"], true).await;
+    let before = turns(&app).await;
+    let now = fieldproof::db::now();
+    let mut batch = Vec::new();
+    for company in [
+        "杭州甲机械有限公司",
+        "杭州甲机械（中国）有限公司",
+        "杭州乙机械有限公司",
+        "杭州丙机械有限公司",
+        "杭州丁机械有限公司",
+    ] {
+        let row = leads::new_lead(&app.org_id, draft(company), &leads::Origin::default(), now);
+        batch.push(prepare(&app.db, row, true).await.unwrap());
+    }
+    let done = decide_batch(&app.db, &app.org_id, batch).await.unwrap();
+
+    assert_eq!(
+        turns(&app).await,
+        before + 1,
+        "one turn for the whole batch"
+    );
+    assert!(done.iter().all(|d| d.decided));
+    let owners: Vec<Option<String>> = done.iter().map(|d| d.row.owner_id.clone()).collect();
+    // The same customer twice: the second goes to the first one's owner, even though full.
+    assert_eq!(owners[1], owners[0]);
+    assert_eq!(done[1].row.assigned_by.as_deref(), Some("existing_owner"));
+    // Each rep has room for one: every decision saw the loads of the ones before it.
+    let mut rule_owners: Vec<String> = [0, 2, 3]
+        .iter()
+        .map(|&i| owners[i].clone().expect("assigned"))
+        .collect();
+    rule_owners.sort();
+    let mut all = vec![
+        app.users["rep_a"].clone(),
+        app.users["rep_b"].clone(),
+        app.users["rep_south"].clone(),
+    ];
+    all.sort();
+    assert_eq!(rule_owners, all);
+    assert_eq!(done[4].row.status, "pool", "nobody had room left");
+    assert_eq!(owners[4], None);
+
+    // What the batch returned is what it stored, with one decision per lead.
+    let manager = app.token("admin").await;
+    for d in &done {
+        let stored = leads::dispatch::Done {
+            row: fieldproof::db::leads::find(&app.db, &d.row.id)
+                .await
+                .unwrap()
+                .expect("stored"),
+            decided: true,
+        };
+        assert_eq!(stored.row, d.row);
+        let decisions: Value = app
+            .get(&format!("/api/v1/leads/{}/decisions", d.row.id), &manager)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(decisions.as_array().map(Vec::len), Some(1), "{decisions}");
+    }
+    let second: Value = app
+        .get(
+            &format!("/api/v1/leads/{}/decisions", done[1].row.id),
+            &manager,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        second[0]["record"]["existing_owner"]["id"],
+        done[0].row.id.as_str()
+    );
+    // The lead left in the pool told the managers.
+    let inbox: Value = app
+        .get("/api/v1/notifications", &app.token("manager_east").await)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        inbox["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["kind"] == "lead_unassigned" && s(&n["title_zh"]).contains("杭州丁机械")),
+        "{inbox}"
+    );
+}
+
+#[tokio::test]
+async fn every_rep_of_a_large_team_is_explained_though_only_the_top_candidates_are_stored_in_full()
+{
+    use fieldproof::db::entities::{rep_profile, user};
+    use sea_orm::{ActiveValue::Set, EntityTrait};
+    let app = spawn_app_with(|s| s.jobs = false).await;
+    let now = fieldproof::db::now();
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        let id = fieldproof::db::new_id();
+        user::Entity::insert(user::ActiveModel {
+            id: Set(id.clone()),
+            org_id: Set(app.org_id.clone()),
+            username: Set(format!("team_rep_{i}")),
+            display_name: Set(format!("Team rep {i}")),
+            password_hash: Set("x".into()),
+            role: Set("rep".into()),
+            team_id: Set(Some(app.teams[0].clone())),
+            active: Set(true),
+            created_at: Set(now),
+        })
+        .exec_without_returning(&app.db)
+        .await
+        .unwrap();
+        rep_profile::Entity::insert(rep_profile::ActiveModel {
+            user_id: Set(id.clone()),
+            regions: Set(json!(["浙江"])),
+            product_expertise: Set(json!([])),
+            capacity: Set(10),
+            // The last five are on leave.
+            available: Set(i < 25),
+            updated_at: Set(now),
+        })
+        .exec_without_returning(&app.db)
+        .await
+        .unwrap();
+        ids.push(id);
+    }
+    let manager = app.token("manager_east").await;
+    let lead = create_lead(&app, &manager, &lead_body("杭州大团队机械有限公司")).await;
+    let explain = |rep: String| {
+        let app = &app;
+        let manager = manager.clone();
+        let lead = s(&lead["id"]).to_owned();
+        async move {
+            app.get(
+                &format!("/api/v1/leads/{lead}/explain?rep_id={rep}"),
+                &manager,
+            )
+            .await
+            .json::<Value>()
+            .await
+            .unwrap()
+        }
+    };
+    let first = explain(ids[0].clone()).await;
+    assert_eq!(first["candidates_total"], 25, "{first}");
+    assert_eq!(first["candidates"].as_array().map(Vec::len), Some(20));
+    let listed: Vec<&str> = first["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| s(&c["rep_id"]))
+        .collect();
+    let unlisted = ids[..25]
+        .iter()
+        .find(|id| !listed.contains(&id.as_str()))
+        .expect("five candidates are below the stored ranks");
+    let below = explain(unlisted.clone()).await;
+    assert_eq!(below["rep"]["verdict"], "outranked_unlisted", "{below}");
+    assert_eq!(below["rep"]["below_rank"], 20);
+    assert!(s(&below["summary_en"]).contains("below the first 20 of 25"));
+    let away = explain(ids[27].clone()).await;
+    assert_eq!(away["rep"]["verdict"], "excluded", "{away}");
+    assert_eq!(away["rep"]["reason"]["code"], "unavailable");
+    let chosen = explain(s(&lead["owner_id"]).to_owned()).await;
+    assert_eq!(chosen["rep"]["verdict"], "chosen", "{chosen}");
+    // The record names reps by position in a roster stored once, not by 30 ids per lead.
+    let decisions: Value = app
+        .get(
+            &format!("/api/v1/leads/{}/decisions", s(&lead["id"])),
+            &manager,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let record = &decisions[0]["record"]["decision"];
+    assert_eq!(
+        record["roster_size"], 30,
+        "the reps with a profile: {record}"
+    );
+    assert!(!record.to_string().contains(&ids[27]), "{record}");
+}

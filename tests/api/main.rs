@@ -16,7 +16,6 @@ mod errors;
 mod evidence;
 mod helpers;
 mod leads;
-mod leads_bench;
 mod notifications;
 mod ops;
 #[path = "../../domain/tests/support/mod.rs"]

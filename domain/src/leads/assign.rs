@@ -172,6 +172,11 @@ pub enum RepVerdict<'a> {
         candidate: &'a Candidate,
         winner: &'a Candidate,
     },
+    /// A candidate ranked below the ones a stored decision keeps with their scores.
+    OutrankedUnlisted {
+        below_rank: usize,
+        winner: &'a Candidate,
+    },
     Excluded {
         reason: &'a Exclusion,
     },
@@ -283,15 +288,85 @@ fn rank_order(a: &Candidate, b: &Candidate) -> Ordering {
 
 /// Why a rep is out, while deciding: `Copy` and allocation-free, because it is computed for every
 /// rep at every layer that reaches the reps (50k times at 1,000 reps and 50 layers).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Why {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Why {
     Unavailable,
     AtCapacity,
     Condition(usize),
 }
 
+/// A decision before it is written out: reps by their index in the slice decided over, so the
+/// full record ([`Decision`]) and the compact stored one (`record::StoredDecision`) are two
+/// views of one computation.
+pub(crate) struct Decided {
+    pub outcome: Outcome,
+    pub layers: Vec<LayerTrace>,
+    pub deciding_layer: Option<usize>,
+    /// Every candidate of the deciding layer, ranked best first, with its score.
+    pub ranked: Vec<(usize, Candidate)>,
+    /// Per rep, why it is not a candidate (`None`: it is one).
+    pub reasons: Vec<Option<Why>>,
+    pub decided_at: OffsetDateTime,
+}
+
+impl Decided {
+    pub fn exclusion(&self, rules: &RuleSet, why: Why) -> Exclusion {
+        match why {
+            Why::Unavailable => Exclusion::Unavailable,
+            Why::AtCapacity => Exclusion::AtCapacity,
+            Why::Condition(index) => Exclusion::Condition {
+                index,
+                field: self
+                    .deciding_layer
+                    .and_then(|l| rules.layers.get(l))
+                    .and_then(|l| l.conditions.get(index))
+                    .map_or("", Condition::field)
+                    .to_owned(),
+            },
+        }
+    }
+
+    fn into_decision(self, reps: &[RepSnapshot], rules: &RuleSet) -> Decision {
+        let mut pairs: Vec<(Why, &str)> = reps
+            .iter()
+            .zip(&self.reasons)
+            .filter_map(|(rep, r)| r.map(|r| (r, rep.id.as_str())))
+            .collect();
+        pairs.sort_unstable();
+        let mut groups: Vec<ExclusionGroup> = Vec::new();
+        let mut last: Option<Why> = None;
+        for (why, rep) in pairs {
+            match groups.last_mut() {
+                Some(g) if last == Some(why) => g.rep_ids.push(rep.to_owned()),
+                _ => groups.push(ExclusionGroup {
+                    reason: self.exclusion(rules, why),
+                    rep_ids: vec![rep.to_owned()],
+                }),
+            }
+            last = Some(why);
+        }
+        Decision {
+            outcome: self.outcome,
+            layers: self.layers,
+            deciding_layer: self.deciding_layer,
+            candidates: self.ranked.into_iter().map(|(_, c)| c).collect(),
+            excluded: groups,
+            decided_at: self.decided_at,
+        }
+    }
+}
+
 /// Decide who gets `lead` under `rules`, given every rep of the org as they stand at `now`.
 pub fn assign(lead: &Lead, reps: &[RepSnapshot], rules: &RuleSet, now: OffsetDateTime) -> Decision {
+    decide(lead, reps, rules, now).into_decision(reps, rules)
+}
+
+pub(crate) fn decide(
+    lead: &Lead,
+    reps: &[RepSnapshot],
+    rules: &RuleSet,
+    now: OffsetDateTime,
+) -> Decided {
     // Eligibility does not depend on the layer: compute it once.
     let base: Vec<Option<Why>> = reps
         .iter()
@@ -347,70 +422,25 @@ pub fn assign(lead: &Lead, reps: &[RepSnapshot], rules: &RuleSet, now: OffsetDat
             candidates: count,
         });
         if count > 0 {
-            return finish(lead, reps, rules, now, layers, index, &reasons);
+            return finish(lead, reps, rules, now, layers, index, reasons);
         }
         if first_lead_match.is_none() {
             first_lead_match = Some((index, reasons));
         }
     }
-    let (deciding_layer, reason, excluded) = match first_lead_match {
-        Some((index, reasons)) => (
-            Some(index),
-            PoolReason::NoEligibleRep,
-            group(reps, rules, Some(index), &reasons),
-        ),
+    let (deciding_layer, reason, reasons) = match first_lead_match {
+        Some((index, reasons)) => (Some(index), PoolReason::NoEligibleRep, reasons),
         // No layer looked at reps; still say who was ineligible anyway.
-        None => (
-            None,
-            PoolReason::NoLayerMatchesLead,
-            group(reps, rules, None, &base),
-        ),
+        None => (None, PoolReason::NoLayerMatchesLead, base),
     };
-    Decision {
+    Decided {
         outcome: Outcome::Pool { reason },
         layers,
         deciding_layer,
-        candidates: Vec::new(),
-        excluded,
+        ranked: Vec::new(),
+        reasons,
         decided_at: now,
     }
-}
-
-fn group(
-    reps: &[RepSnapshot],
-    rules: &RuleSet,
-    layer: Option<usize>,
-    reasons: &[Option<Why>],
-) -> Vec<ExclusionGroup> {
-    let to_exclusion = |why: Why| match why {
-        Why::Unavailable => Exclusion::Unavailable,
-        Why::AtCapacity => Exclusion::AtCapacity,
-        Why::Condition(index) => Exclusion::Condition {
-            index,
-            field: layer
-                .and_then(|l| rules.layers.get(l))
-                .and_then(|l| l.conditions.get(index))
-                .map_or("", Condition::field)
-                .to_owned(),
-        },
-    };
-    let mut pairs: Vec<(Exclusion, &str)> = reps
-        .iter()
-        .zip(reasons)
-        .filter_map(|(rep, r)| r.map(|r| (to_exclusion(r), rep.id.as_str())))
-        .collect();
-    pairs.sort();
-    let mut groups: Vec<ExclusionGroup> = Vec::new();
-    for (reason, rep) in pairs {
-        match groups.last_mut() {
-            Some(g) if g.reason == reason => g.rep_ids.push(rep.to_owned()),
-            _ => groups.push(ExclusionGroup {
-                reason,
-                rep_ids: vec![rep.to_owned()],
-            }),
-        }
-    }
-    groups
 }
 
 fn finish(
@@ -420,41 +450,47 @@ fn finish(
     now: OffsetDateTime,
     layers: Vec<LayerTrace>,
     layer: usize,
-    reasons: &[Option<Why>],
-) -> Decision {
-    let mut candidates: Vec<Candidate> = reps
+    reasons: Vec<Option<Why>>,
+) -> Decided {
+    let mut ranked: Vec<(usize, Candidate)> = reps
         .iter()
-        .zip(reasons)
-        .filter(|(_, r)| r.is_none())
-        .map(|(rep, _)| Candidate {
-            rep_id: rep.id.clone(),
-            rank: 0,
-            load_milli: rep.load_milli(),
-            capacity: rep.capacity,
-            load_permille: rep.load_milli() * 1000 / u64::from(rep.capacity.max(1)),
-            last_assigned_at: rep.last_assigned_at,
-            waited_secs: rep.last_assigned_at.map(|t| (now - t).whole_seconds()),
-            tie_break: tie_break(&lead.key, &rep.id),
+        .zip(&reasons)
+        .enumerate()
+        .filter(|(_, (_, r))| r.is_none())
+        .map(|(i, (rep, _))| {
+            (
+                i,
+                Candidate {
+                    rep_id: rep.id.clone(),
+                    rank: 0,
+                    load_milli: rep.load_milli(),
+                    capacity: rep.capacity,
+                    load_permille: rep.load_milli() * 1000 / u64::from(rep.capacity.max(1)),
+                    last_assigned_at: rep.last_assigned_at,
+                    waited_secs: rep.last_assigned_at.map(|t| (now - t).whole_seconds()),
+                    tie_break: tie_break(&lead.key, &rep.id),
+                },
+            )
         })
         .collect();
-    candidates.sort_by(rank_order);
-    for (i, c) in candidates.iter_mut().enumerate() {
+    ranked.sort_by(|a, b| rank_order(&a.1, &b.1));
+    for (i, (_, c)) in ranked.iter_mut().enumerate() {
         c.rank = i + 1;
     }
     let hours = rules.protection_hours_of(layer);
     let outcome = Outcome::Assigned {
-        rep_id: candidates[0].rep_id.clone(),
+        rep_id: ranked[0].1.rep_id.clone(),
         layer,
         layer_name: rules.layers[layer].name.clone(),
         protection_hours: hours,
         protection_ends_at: now + Duration::hours(i64::from(hours)),
     };
-    Decision {
+    Decided {
         outcome,
         layers,
         deciding_layer: Some(layer),
-        candidates,
-        excluded: group(reps, rules, Some(layer), reasons),
+        ranked,
+        reasons,
         decided_at: now,
     }
 }

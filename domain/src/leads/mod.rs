@@ -9,6 +9,7 @@ pub mod assign;
 pub mod health;
 pub mod import;
 pub mod normalize;
+pub mod record;
 pub mod rules;
 pub mod tags;
 

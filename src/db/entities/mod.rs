@@ -18,6 +18,7 @@ pub mod lead_decision;
 pub mod lead_import;
 pub mod lead_import_error;
 pub mod lead_rep_state;
+pub mod lead_roster;
 pub mod lead_rule_set;
 pub mod lead_source;
 pub mod node_record;

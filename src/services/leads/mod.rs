@@ -1,11 +1,12 @@
 //! Lead use cases: intake (API, capture form, CSV), dedup routing, rule-based assignment with
 //! its decision record, protection and the pool, health figures and what-if replays.
 //!
-//! Assignment runs in one transaction per lead whose first statement takes the org's turn
-//! (`db::leads::take_turn`), so two processes never read the same loads and both act on them:
-//! no lead is assigned twice and no rep is pushed past capacity. The pure decision is
-//! `fieldproof_domain::leads::assign`.
+//! Assignment runs in batches (`dispatch`): one transaction per batch of an org's leads whose
+//! first statement takes the org's turn (`db::leads::take_turn`), so two processes never read
+//! the same loads and both act on them: no lead is assigned twice and no rep is pushed past
+//! capacity. The pure decision is `fieldproof_domain::leads::record::assign_stored`.
 
+pub mod dispatch;
 pub mod import;
 pub mod insight;
 pub mod protection;
@@ -14,12 +15,11 @@ pub mod rules;
 use crate::db::{self, entities::lead, leads as repo};
 use crate::services::notify::{self, Notice};
 use anyhow::Context;
-use fieldproof_domain::leads::assign::{Lead, Outcome};
 use fieldproof_domain::leads::import::LeadDraft;
 use fieldproof_domain::leads::{LeadTags, Region, ResponseSpeed, company_key, phone_key};
-use sea_orm::{ConnectionTrait, DatabaseConnection, Set, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde_json::json;
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 
 /// Where a new lead came from (beyond its source channel).
 #[derive(Debug, Clone, Default)]
@@ -28,69 +28,81 @@ pub struct Origin {
     pub import_id: Option<String>,
 }
 
-/// The row to insert for a parsed lead; it waits in the pool until assigned.
+/// A new lead as parsed: it waits in the pool until assigned.
+pub fn new_lead(
+    org_id: &str,
+    draft: LeadDraft,
+    origin: &Origin,
+    now: OffsetDateTime,
+) -> lead::Model {
+    let company = draft.company.into_string();
+    lead::Model {
+        id: db::new_id(),
+        org_id: org_id.to_owned(),
+        company_key: company_key(&company),
+        company,
+        contact_name: draft.contact_name,
+        contact_title: draft.contact_title,
+        phone_key: draft.phone.as_deref().and_then(phone_key),
+        phone: draft.phone,
+        industry: draft.industry.as_str().to_owned(),
+        source: draft.source.as_str().to_owned(),
+        annual_purchase_fen: draft.annual_purchase.get(),
+        seniority: draft.seniority.as_str().to_owned(),
+        province: draft.region.province,
+        city: draft.region.city,
+        response_speed: ResponseSpeed::Unknown.as_str().to_owned(),
+        products: json!(draft.products),
+        notes: draft.notes,
+        status: repo::POOL.to_owned(),
+        owner_id: None,
+        team_id: None,
+        customer_id: None,
+        source_id: origin.source_id.clone(),
+        import_id: origin.import_id.clone(),
+        assigned_by: None,
+        protection_ends_at: None,
+        assigned_at: None,
+        first_activity_at: None,
+        converted_at: None,
+        moved_team: false,
+        previous_owner_id: None,
+        reclaim_blocked_until: None,
+        needs_assignment: true,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// The row to insert for a parsed lead (every column set).
 pub fn new_row(
     org_id: &str,
     draft: LeadDraft,
     origin: &Origin,
     now: OffsetDateTime,
 ) -> lead::ActiveModel {
-    let company = draft.company.into_string();
-    lead::ActiveModel {
-        id: Set(db::new_id()),
-        org_id: Set(org_id.to_owned()),
-        company_key: Set(company_key(&company)),
-        company: Set(company),
-        contact_name: Set(draft.contact_name),
-        contact_title: Set(draft.contact_title),
-        phone_key: Set(draft.phone.as_deref().and_then(phone_key)),
-        phone: Set(draft.phone),
-        industry: Set(draft.industry.as_str().to_owned()),
-        source: Set(draft.source.as_str().to_owned()),
-        annual_purchase_fen: Set(draft.annual_purchase.get()),
-        seniority: Set(draft.seniority.as_str().to_owned()),
-        province: Set(draft.region.province),
-        city: Set(draft.region.city),
-        response_speed: Set(ResponseSpeed::Unknown.as_str().to_owned()),
-        products: Set(json!(draft.products)),
-        notes: Set(draft.notes),
-        status: Set(repo::POOL.to_owned()),
-        owner_id: Set(None),
-        team_id: Set(None),
-        customer_id: Set(None),
-        source_id: Set(origin.source_id.clone()),
-        import_id: Set(origin.import_id.clone()),
-        assigned_by: Set(None),
-        protection_ends_at: Set(None),
-        assigned_at: Set(None),
-        first_activity_at: Set(None),
-        converted_at: Set(None),
-        moved_team: Set(false),
-        previous_owner_id: Set(None),
-        reclaim_blocked_until: Set(None),
-        needs_assignment: Set(true),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
+    insertable(new_lead(org_id, draft, origin, now))
 }
 
-/// Store a new lead and assign it at once. If assignment fails (e.g. the database hiccups) the
-/// lead is kept and the background job assigns it later: nothing received is lost.
+/// An ActiveModel that inserts every column of `row`.
+pub fn insertable(row: lead::Model) -> lead::ActiveModel {
+    use sea_orm::ActiveModelTrait;
+    lead::ActiveModel::from(row).reset_all()
+}
+
+/// Store a new lead and assign it: it joins the next batch of this process's dispatcher, which
+/// stores and assigns a whole burst of intakes in one transaction. If that transaction fails
+/// the lead is stored alone and the background job assigns it later: nothing received is lost.
 pub async fn intake(
+    dispatcher: &dispatch::Dispatcher,
     db: &DatabaseConnection,
     org_id: &str,
     draft: LeadDraft,
     origin: Origin,
 ) -> anyhow::Result<lead::Model> {
-    use sea_orm::ActiveModelTrait;
-    let row = new_row(org_id, draft, &origin, db::now())
-        .insert(db)
-        .await
-        .context("storing the lead")?;
-    if let Err(e) = assign_lead(db, &row.id).await {
-        tracing::warn!(lead = %row.id, error = %crate::telemetry::cause_chain(&e), "assignment deferred to the background job");
-    }
-    Ok(repo::find(db, &row.id).await?.unwrap_or(row))
+    let row = new_lead(org_id, draft, &origin, db::now());
+    let prepared = dispatch::prepare(db, row, true).await?;
+    dispatcher.submit(prepared).await
 }
 
 /// The lead's tags as rules see them.
@@ -122,9 +134,10 @@ pub struct ExistingOwner {
     pub matched: serde_json::Value,
 }
 
-/// Dedup at intake: a customer of the org (company key or a contact's phone), else an open lead
-/// someone owns.
-pub async fn existing_owner<C: ConnectionTrait>(
+/// Dedup at intake against the org's customers (company key or a contact's phone). Owned leads
+/// are matched inside the org's turn (`dispatch`), where a lead another process just assigned is
+/// visible.
+pub async fn customer_owner<C: ConnectionTrait>(
     db: &C,
     row: &lead::Model,
 ) -> anyhow::Result<Option<ExistingOwner>> {
@@ -166,231 +179,7 @@ pub async fn existing_owner<C: ConnectionTrait>(
             }
         }
     }
-    if let Some(other) = repo::owned_duplicate(
-        db,
-        &row.org_id,
-        &row.id,
-        &row.company_key,
-        row.phone_key.as_deref(),
-    )
-    .await?
-        && let Some(owner) = other.owner_id.clone()
-    {
-        return Ok(Some(ExistingOwner {
-            owner_id: owner,
-            team_id: other.team_id.clone(),
-            customer_id: other.customer_id.clone(),
-            matched: json!({"kind": "lead", "id": other.id}),
-        }));
-    }
     Ok(None)
-}
-
-/// What one assignment attempt did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Assigned {
-    ToRep {
-        rep_id: String,
-        decision_id: String,
-    },
-    Pool {
-        decision_id: String,
-    },
-    /// Already decided (another process, or an earlier call).
-    Nothing,
-}
-
-/// Decide and apply the assignment of one pool lead, inside the org's turn.
-pub async fn assign_lead(db: &DatabaseConnection, lead_id: &str) -> anyhow::Result<Assigned> {
-    let Some(peek) = repo::find(db, lead_id).await? else {
-        return Ok(Assigned::Nothing);
-    };
-    if peek.status != repo::POOL || !peek.needs_assignment {
-        return Ok(Assigned::Nothing);
-    }
-    // Reads that do not need the turn happen before it, to keep the serialised part short.
-    let existing = existing_owner(db, &peek).await?;
-    let response_speed = match existing.as_ref().and_then(|e| e.customer_id.clone()) {
-        Some(customer) => {
-            ResponseSpeed::from_activity_times(&repo::customer_activity_times(db, &customer).await?)
-        }
-        None => ResponseSpeed::Unknown,
-    };
-    let (version, rules) = rules::active(db, &peek.org_id).await?;
-    let mut reps = repo::rep_roster(db, &peek.org_id).await?;
-
-    let txn = db.begin().await?;
-    repo::take_turn(&txn, &peek.org_id).await?;
-    let now = db::now();
-    let Some(row) = repo::find(&txn, lead_id).await? else {
-        return Ok(Assigned::Nothing);
-    };
-    if row.status != repo::POOL || !row.needs_assignment {
-        return Ok(Assigned::Nothing);
-    }
-    if row.response_speed != response_speed.as_str() {
-        let mut active: lead::ActiveModel = row.clone().into();
-        active.response_speed = Set(response_speed.as_str().to_owned());
-        repo::save(&txn, active).await?;
-    }
-    let mut tags = tags_of(&row)?;
-    tags.response_speed = response_speed;
-
-    if let Some(owner) = existing
-        && db::users::find_active(&txn, &owner.owner_id)
-            .await?
-            .is_some()
-    {
-        // Customer continuity beats load balancing: the owner hears about it even when full.
-        let hours = rules.protection_hours;
-        let ends = now + Duration::hours(i64::from(hours));
-        let assigned = repo::assign(
-            &txn,
-            repo::Assignment {
-                lead_id,
-                owner_id: &owner.owner_id,
-                team_id: owner.team_id.as_deref(),
-                assigned_by: "existing_owner",
-                at: now,
-                protection_ends_at: ends,
-                customer_id: owner.customer_id.as_deref(),
-            },
-        )
-        .await?;
-        if !assigned {
-            return Ok(Assigned::Nothing);
-        }
-        let decision = repo::insert_decision(&txn, repo::NewDecision {
-            org_id: &row.org_id,
-            lead_id,
-            kind: "existing_owner",
-            rule_set_version: None,
-            rep_id: Some(&owner.owner_id),
-            record: json!({"inputs": {"lead": tags}, "existing_owner": owner.matched, "protection_hours": hours, "protection_ends_at": ends}),
-            at: now,
-        })
-        .await?;
-        tell_owner(
-            &txn,
-            &row,
-            &owner.owner_id,
-            owner.customer_id.as_deref(),
-            ends,
-            true,
-        )
-        .await?;
-        txn.commit().await?;
-        return Ok(Assigned::ToRep {
-            rep_id: owner.owner_id,
-            decision_id: decision.id,
-        });
-    }
-
-    repo::apply_loads(&txn, &row.org_id, now, &mut reps).await?;
-    let decision = fieldproof_domain::leads::assign(
-        &Lead {
-            key: row.id.clone(),
-            tags: tags.clone(),
-        },
-        &reps,
-        &rules,
-        now,
-    );
-    let record =
-        json!({"inputs": {"lead": tags, "reps_considered": reps.len()}, "decision": decision});
-    match &decision.outcome {
-        Outcome::Assigned {
-            rep_id,
-            protection_ends_at,
-            ..
-        } => {
-            let team = reps
-                .iter()
-                .find(|r| &r.id == rep_id)
-                .and_then(|r| r.team_id.clone());
-            let assigned = repo::assign(
-                &txn,
-                repo::Assignment {
-                    lead_id,
-                    owner_id: rep_id,
-                    team_id: team.as_deref(),
-                    assigned_by: "rule",
-                    at: now,
-                    protection_ends_at: *protection_ends_at,
-                    customer_id: None,
-                },
-            )
-            .await?;
-            if !assigned {
-                return Ok(Assigned::Nothing);
-            }
-            repo::touch_rep_state(&txn, rep_id, now).await?;
-            let stored = repo::insert_decision(
-                &txn,
-                repo::NewDecision {
-                    org_id: &row.org_id,
-                    lead_id,
-                    kind: "rule",
-                    rule_set_version: Some(version),
-                    rep_id: Some(rep_id),
-                    record,
-                    at: now,
-                },
-            )
-            .await?;
-            tell_owner(&txn, &row, rep_id, None, *protection_ends_at, false).await?;
-            txn.commit().await?;
-            metrics::counter!("fieldproof_leads_assigned_total", "by" => "rule").increment(1);
-            Ok(Assigned::ToRep {
-                rep_id: rep_id.clone(),
-                decision_id: stored.id,
-            })
-        }
-        Outcome::Pool { reason } => {
-            repo::leave_in_pool(&txn, lead_id).await?;
-            let stored = repo::insert_decision(
-                &txn,
-                repo::NewDecision {
-                    org_id: &row.org_id,
-                    lead_id,
-                    kind: "pool",
-                    rule_set_version: Some(version),
-                    rep_id: None,
-                    record,
-                    at: now,
-                },
-            )
-            .await?;
-            let managers = repo::managers_of_org(&txn, &row.org_id).await?;
-            let reason = serde_json::to_value(reason)?
-                .as_str()
-                .unwrap_or("no_eligible_rep")
-                .to_owned();
-            notify::notify(
-                &txn,
-                Notice {
-                    org_id: row.org_id.clone(),
-                    recipients: managers,
-                    team_id: None,
-                    kind: "lead_unassigned".into(),
-                    title_en: format!("No rep could take the lead \"{}\"", row.company),
-                    title_zh: format!("线索「{}」无人可分配，已留在公海", row.company),
-                    body_en: format!(
-                        "Reason: {reason}. It stays in the pool; assign it or adjust the rules."
-                    ),
-                    body_zh: format!("原因：{reason}。线索留在公海池，请手动分配或调整规则。"),
-                    link: Some(format!("/api/v1/leads/{lead_id}")),
-                    dedup_key: Some(format!("lead_unassigned:{lead_id}")),
-                },
-            )
-            .await?;
-            txn.commit().await?;
-            metrics::counter!("fieldproof_leads_assigned_total", "by" => "pool").increment(1);
-            Ok(Assigned::Pool {
-                decision_id: stored.id,
-            })
-        }
-    }
 }
 
 /// Tell the new owner, with a background summary of the customer so the first call is informed.
@@ -402,13 +191,33 @@ pub(super) async fn tell_owner<C: ConnectionTrait>(
     ends: OffsetDateTime,
     existing: bool,
 ) -> anyhow::Result<()> {
-    let (interactions, open_deals) = match customer_id {
+    let history = customer_history(db, customer_id).await?;
+    notify::notify(db, assigned_notice(row, owner, history, ends, existing)).await?;
+    Ok(())
+}
+
+/// Past interactions and open deals of the matched customer (none without one).
+pub(super) async fn customer_history<C: ConnectionTrait>(
+    db: &C,
+    customer_id: Option<&str>,
+) -> anyhow::Result<(usize, u64)> {
+    Ok(match customer_id {
         Some(c) => (
             repo::customer_activity_times(db, c).await?.len(),
             repo::open_deals_of_customer(db, c).await?,
         ),
         None => (0, 0),
-    };
+    })
+}
+
+/// The `lead_assigned` notice: the lead's background and the end of the window.
+pub(super) fn assigned_notice(
+    row: &lead::Model,
+    owner: &str,
+    (interactions, open_deals): (usize, u64),
+    ends: OffsetDateTime,
+    existing: bool,
+) -> Notice {
     let yuan = row.annual_purchase_fen / 100;
     let ends_text = ends
         .format(&time::format_description::well_known::Rfc3339)
@@ -418,7 +227,7 @@ pub(super) async fn tell_owner<C: ConnectionTrait>(
     } else {
         ("New lead assigned to you", "新线索已分配给您")
     };
-    notify::notify(db, Notice {
+    Notice {
         org_id: row.org_id.clone(),
         recipients: vec![owner.to_owned()],
         team_id: None,
@@ -434,13 +243,16 @@ pub(super) async fn tell_owner<C: ConnectionTrait>(
             row.industry, row.source, row.contact_name, row.contact_title
         ),
         link: Some(format!("/api/v1/leads/{}", row.id)),
-        dedup_key: Some(format!("lead_assigned:{}:{owner}:{}", row.id, ends.unix_timestamp())),
-    })
-    .await?;
-    Ok(())
+        dedup_key: Some(format!(
+            "lead_assigned:{}:{owner}:{}",
+            row.id,
+            ends.unix_timestamp()
+        )),
+    }
 }
 
-/// Assign every lead waiting for a decision (imports, deferred intakes), oldest first.
+/// Assign every lead waiting for a decision (imports, deferred intakes), oldest first, in
+/// batches of `batch` per org turn.
 pub async fn assign_pending(db: &DatabaseConnection, batch: u64) -> anyhow::Result<usize> {
     let mut done = 0;
     loop {
@@ -448,18 +260,27 @@ pub async fn assign_pending(db: &DatabaseConnection, batch: u64) -> anyhow::Resu
         if waiting.is_empty() {
             return Ok(done);
         }
-        let mut progressed = false;
-        for (id, _org) in waiting {
-            match assign_lead(db, &id).await? {
-                Assigned::Nothing => {}
-                Assigned::ToRep { .. } | Assigned::Pool { .. } => {
-                    done += 1;
-                    progressed = true;
+        let mut by_org: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for (id, org) in waiting {
+            by_org.entry(org).or_default().push(id);
+        }
+        let mut progressed = 0;
+        for (org_id, ids) in by_org {
+            let mut items = Vec::new();
+            for id in ids {
+                if let Some(row) = repo::find(db, &id).await? {
+                    items.push(dispatch::prepare(db, row, false).await?);
                 }
             }
+            progressed += dispatch::decide_batch(db, &org_id, items)
+                .await?
+                .iter()
+                .filter(|d| d.decided)
+                .count();
         }
-        if !progressed {
+        if progressed == 0 {
             return Ok(done);
         }
+        done += progressed;
     }
 }

@@ -2,7 +2,6 @@
 //! instances), claims take pool leads within the daily cap and the reclaim block, the owner's
 //! follow-ups stop the clock, managers move leads between reps and teams.
 
-use super::Assigned;
 use crate::auth::Caller;
 use crate::db::{
     self,
@@ -69,6 +68,13 @@ pub async fn expire(
     Ok(returned)
 }
 
+/// A successful claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    pub rep_id: String,
+    pub decision_id: String,
+}
+
 /// Why a claim was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClaimRefused {
@@ -91,7 +97,7 @@ pub async fn claim(
     caller: &Caller,
     lead_id: &str,
     limits: ClaimLimits,
-) -> anyhow::Result<Result<Assigned, ClaimRefused>> {
+) -> anyhow::Result<Result<Claimed, ClaimRefused>> {
     let txn = db.begin().await?;
     repo::take_turn(&txn, &caller.org_id).await?;
     let now = db::now();
@@ -150,7 +156,7 @@ pub async fn claim(
     })
     .await?;
     txn.commit().await?;
-    Ok(Ok(Assigned::ToRep {
+    Ok(Ok(Claimed {
         rep_id: caller.user_id.clone(),
         decision_id: decision.id,
     }))

@@ -1,0 +1,226 @@
+//! `leads-sqlite`, `leads-pg`: intake-to-assigned latency at the size of issue 6 — 1,000 reps in
+//! 10 teams, a 50-layer rule set, `FIELDPROOF_BENCH_LEADS` existing leads (default 1,000,000) —
+//! under bursts of `FIELDPROOF_BENCH_LEAD_BURST` (200) concurrent `POST /api/v1/leads`, each of
+//! which answers only once its lead is stored and assigned. The client-side time of each request
+//! is the intake-to-assigned latency; the server's own `assigned_at − created_at` is printed too.
+
+use super::*;
+use fieldproof::db::entities::{lead, rep_profile};
+use fieldproof::services::leads::{Origin, new_row};
+use fieldproof_domain::customer::{Fen, Name, Seniority};
+use fieldproof_domain::leads::import::LeadDraft;
+use fieldproof_domain::leads::{Industry, Region, SourceChannel};
+use sea_orm::{ColumnTrait, QueryFilter, QuerySelect};
+
+const EXPERTISE: [&str; 3] = ["pumps", "valves", "motors"];
+const PROVINCES: [&str; 8] = [
+    "浙江", "江苏", "上海", "广东", "福建", "山东", "四川", "湖北",
+];
+
+fn history(i: usize) -> LeadDraft {
+    LeadDraft {
+        company: Name::parse(&format!("历史客户{i}号有限公司")).expect("name"),
+        contact_name: "张工".into(),
+        phone: None,
+        contact_title: "采购".into(),
+        industry: Industry::Manufacturing,
+        source: SourceChannel::Website,
+        annual_purchase: Fen::new(10_000_000).expect("fen"),
+        seniority: Seniority::Staff,
+        region: Region::new(PROVINCES[i % 8], ""),
+        products: vec![],
+        notes: String::new(),
+    }
+}
+
+/// 49 targeted layers that this burst's leads do not match (on the lead side, or on reps no one
+/// passes), then one that decides on region and pending leads: every intake walks all 50.
+fn fifty_layers() -> Value {
+    let mut layers = Vec::new();
+    for l in 0..49 {
+        let conditions = match l % 5 {
+            0 => {
+                json!([{"field": "source", "in": ["trade_show"]}, {"field": "rep_team", "in": [format!("Team {}", l % 10)]}])
+            }
+            1 => json!([{"field": "industry", "in": ["energy", "chemicals"]}]),
+            2 => json!([{"field": "annual_purchase_fen", "at_least": 10_000_000_000i64}]),
+            3 => {
+                json!([{"field": "province", "in": ["西藏"]}, {"field": "rep_covers_lead_region"}])
+            }
+            _ => json!([{"field": "rep_expertise", "any_of": ["turbines"]}]),
+        };
+        layers.push(json!({"name": format!("layer {l}"), "conditions": conditions}));
+    }
+    layers.push(json!({"name": "region", "conditions": [{"field": "rep_covers_lead_region"}, {"field": "rep_pending_leads", "below": 50}]}));
+    json!({"layers": layers})
+}
+
+pub async fn bench_leads(cfg: &Config, name: &str, backend: Backend) {
+    println!("\n## {name}");
+    println!("load average at start: {}", loadavg());
+    let existing = env_usize("FIELDPROOF_BENCH_LEADS", 1_000_000);
+    let burst = env_usize("FIELDPROOF_BENCH_LEAD_BURST", 200);
+    let rounds = env_usize("FIELDPROOF_BENCH_LEAD_ROUNDS", 5);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = BenchDb::create(cfg, backend, dir.path()).await;
+    let conn = db.connect(dir.path()).await;
+    let started = Instant::now();
+    let org = seed_org(&conn, &[100; 10]).await;
+    let now = fieldproof::db::now();
+    insert_chunks(
+        &conn,
+        org.reps
+            .iter()
+            .enumerate()
+            .map(|(i, (_, id, _))| rep_profile::ActiveModel {
+                user_id: Set(id.clone()),
+                regions: Set(json!([PROVINCES[i % 8]])),
+                product_expertise: Set(json!([EXPERTISE[i % 3]])),
+                capacity: Set(1000),
+                available: Set(i % 25 != 0),
+                updated_at: Set(now),
+            }),
+    )
+    .await;
+    // History: converted leads (they weigh on the table and its indexes, not on rep loads).
+    // 800 rows a statement: 33 columns stay under SQLite's 32,766 bind parameters.
+    let origin = Origin::default();
+    let mut k = 0;
+    while k < existing {
+        let rows: Vec<lead::ActiveModel> = (k..(k + 800).min(existing))
+            .map(|k| {
+                let mut row = new_row(&org.id, history(k), &origin, now);
+                row.status = Set("converted".into());
+                row.owner_id = Set(Some(org.reps[k % org.reps.len()].1.clone()));
+                row.needs_assignment = Set(false);
+                row
+            })
+            .collect();
+        k += rows.len();
+        lead::Entity::insert_many(rows)
+            .exec_without_returning(&conn)
+            .await
+            .expect("history");
+    }
+    if backend == Backend::Postgres {
+        conn.execute_unprepared("ANALYZE").await.expect("analyze");
+    }
+    println!(
+        "seeded in {:.1} s: {} leads, 1,000 reps in 10 teams (every 25th on leave)",
+        started.elapsed().as_secs_f64(),
+        count_rows(&conn, "leads").await
+    );
+
+    let mut server = Server::start(dir.path(), &db.url, &Store::Folder);
+    let client = reqwest::Client::new();
+    server.wait_ready(&client).await;
+    let api = Arc::new(Api {
+        client,
+        base: server.base.clone(),
+    });
+    let admin = Arc::new(api.login("bench_admin").await);
+    let (status, saved) = api
+        .client
+        .put(format!("{}/api/v1/lead-rules", api.base))
+        .bearer_auth(admin.as_str())
+        .json(&fifty_layers())
+        .send()
+        .await
+        .map(|r| (r.status().as_u16(), ()))
+        .expect("rules");
+    assert_eq!(status, 201, "{saved:?}");
+
+    let server_latencies = Arc::new(Mutex::new(Vec::<f64>::new()));
+    let intake = |round: usize| {
+        let (api, admin, server_latencies) = (api.clone(), admin.clone(), server_latencies.clone());
+        move |k: usize| {
+            let (api, admin, server_latencies) =
+                (api.clone(), admin.clone(), server_latencies.clone());
+            async move {
+                let body = json!({"company": format!("压测{round}-{k}号公司"), "industry": "制造业", "source": "website",
+                                  "province": PROVINCES[k % 8], "annual_purchase_fen": 90_000_000});
+                let (status, lead) = api.post(&admin, "/api/v1/leads", &body).await;
+                if status == 201 {
+                    assert_eq!(lead["status"], "assigned", "{lead}");
+                    let at = |k: &str| {
+                        OffsetDateTime::parse(lead[k].as_str().unwrap_or_default(), &Rfc3339).ok()
+                    };
+                    if let (Some(c), Some(a)) = (at("created_at"), at("assigned_at")) {
+                        server_latencies
+                            .lock()
+                            .expect("latencies")
+                            .push((a - c).as_seconds_f64() * 1000.0);
+                    }
+                }
+                status
+            }
+        }
+    };
+    // Warm-up: connections, caches, the first roster.
+    drive(burst, burst, intake(0)).await;
+    server_latencies.lock().expect("latencies").clear();
+    let cpu0 = server.cpu();
+    let load0 = loadavg();
+    let perf = start_perf(server.pid(), name);
+    let mut all = Vec::new();
+    let mut wall = Duration::ZERO;
+    let mut statuses: BTreeMap<u16, usize> = BTreeMap::new();
+    for round in 1..=rounds {
+        let run = drive(burst, burst, intake(round)).await;
+        println!("round {round}: {}", run.summary("leads"));
+        wall += run.wall;
+        all.extend(run.latencies);
+        for (s, n) in run.statuses {
+            *statuses.entry(s).or_insert(0) += n;
+        }
+    }
+    stop_perf(perf);
+    let cpu = server.cpu() - cpu0;
+    let total = Run {
+        wall,
+        latencies: all,
+        statuses,
+    };
+    let mut inside = server_latencies.lock().expect("latencies").clone();
+    inside.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        inside
+            .get(((inside.len() as f64 * p).ceil() as usize).clamp(1, inside.len().max(1)) - 1)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    println!(
+        "{rounds} bursts of {burst} concurrent intakes after one warm-up burst: {}",
+        total.summary("leads")
+    );
+    println!(
+        "intake-to-assigned (client) p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms; server's assigned_at − created_at p50 {:.1} ms, p99 {:.1} ms",
+        ms(total.percentile(0.5)),
+        ms(total.percentile(0.9)),
+        ms(total.percentile(0.99)),
+        pct(0.5),
+        pct(0.99)
+    );
+    println!(
+        "server CPU {:.2} s ({:.2} ms/lead); load average {load0} → {}",
+        cpu,
+        cpu * 1000.0 / total.latencies.len().max(1) as f64,
+        loadavg()
+    );
+    // Every burst's lead was decided once, by the rules, within capacity.
+    let check = db.connect(dir.path()).await;
+    let decided: Vec<(String, i64)> = lead::Entity::find()
+        .select_only()
+        .column(lead::Column::Status)
+        .column_as(lead::Column::Id.count(), "n")
+        .filter(lead::Column::Company.like("压测%"))
+        .group_by(lead::Column::Status)
+        .into_tuple()
+        .all(&check)
+        .await
+        .expect("count");
+    println!("burst leads by status: {decided:?}");
+    drop(server);
+    check.close().await.ok();
+    db.drop_pg().await;
+}

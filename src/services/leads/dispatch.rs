@@ -1,0 +1,540 @@
+//! Batched assignment: a burst of intakes is stored and assigned in one transaction per org.
+//!
+//! Assignments of one org are serial across every process (the org's turn, `take_turn`): that
+//! is what makes "never twice, never over capacity" hold with N instances. Taking the turn once
+//! per lead made a burst of 200 intakes queue 200 transactions, each reading every rep's load
+//! and writing its rows (seconds at the back of the queue). Here each process has one
+//! [`Dispatcher`]: requests hand it their lead and wait; it takes whatever has queued up while
+//! the previous batch ran (group commit), takes the turn once, reads the loads once, decides the
+//! leads one after another in memory (each decision sees the loads the previous ones added),
+//! and writes the leads, decisions, rep states and notices with multi-row statements. A lone
+//! intake is a batch of one, so nothing waits for a timer.
+//!
+//! The scheduler's pass over waiting leads (CSV imports, deferred intakes) uses the same
+//! [`decide_batch`] for rows already stored, with a compare-and-set per row.
+
+use super::{
+    ExistingOwner, assigned_notice, customer_history, customer_owner, insertable, rules, tags_of,
+};
+use crate::db::{self, entities::lead, leads as repo};
+use crate::services::notify::{self, Notice};
+use anyhow::Context;
+use fieldproof_domain::leads::ResponseSpeed;
+use fieldproof_domain::leads::assign::{Lead, Outcome};
+use fieldproof_domain::leads::record::{assign_stored, roster_id};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait,
+};
+use serde_json::json;
+use std::collections::{BTreeMap, HashMap};
+use time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Most leads one batch takes (one transaction; its multi-row statements are chunked anyway).
+pub const MAX_BATCH: usize = 256;
+
+/// A lead ready for the org's turn, with what could be looked up before it.
+pub struct Prepared {
+    pub row: lead::Model,
+    /// Not stored yet: the batch inserts it, already decided.
+    pub is_new: bool,
+    /// A customer of the org with this company name or a contact's phone.
+    pub customer: Option<ExistingOwner>,
+    pub response_speed: ResponseSpeed,
+}
+
+/// The reads that do not need the turn (customer dedup, the customer's response speed), done
+/// per request and concurrently, to keep the serialised part short.
+pub async fn prepare<C: ConnectionTrait>(
+    db: &C,
+    row: lead::Model,
+    is_new: bool,
+) -> anyhow::Result<Prepared> {
+    let customer = customer_owner(db, &row).await?;
+    let response_speed = match customer.as_ref().and_then(|e| e.customer_id.as_deref()) {
+        Some(c) => ResponseSpeed::from_activity_times(&repo::customer_activity_times(db, c).await?),
+        None => ResponseSpeed::Unknown,
+    };
+    Ok(Prepared {
+        row,
+        is_new,
+        customer,
+        response_speed,
+    })
+}
+
+/// What a batch did with one lead.
+#[derive(Debug, Clone)]
+pub struct Done {
+    /// The lead as stored after the batch.
+    pub row: lead::Model,
+    /// Whether this batch decided it (`false`: it had been decided meanwhile).
+    pub decided: bool,
+}
+
+/// The oldest owned lead per key: the owner a new lead for the same customer goes to.
+fn owners_by_key(
+    owned: Vec<lead::Model>,
+) -> (
+    HashMap<String, ExistingOwner>,
+    HashMap<String, ExistingOwner>,
+) {
+    let mut owned = owned;
+    owned.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    let mut by_company = HashMap::new();
+    let mut by_phone = HashMap::new();
+    for row in owned {
+        let Some(owner) = row.owner_id.clone() else {
+            continue;
+        };
+        let existing = ExistingOwner {
+            owner_id: owner,
+            team_id: row.team_id.clone(),
+            customer_id: row.customer_id.clone(),
+            matched: json!({"kind": "lead", "id": row.id}),
+        };
+        if let Some(phone) = &row.phone_key {
+            by_phone
+                .entry(phone.clone())
+                .or_insert_with(|| existing.clone());
+        }
+        by_company
+            .entry(row.company_key.clone())
+            .or_insert(existing);
+    }
+    (by_company, by_phone)
+}
+
+/// Decide and write a batch of one org's leads under one turn. Results are in input order.
+pub async fn decide_batch(
+    db: &DatabaseConnection,
+    org_id: &str,
+    items: Vec<Prepared>,
+) -> anyhow::Result<Vec<Done>> {
+    if items.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (version, rules) = rules::active(db, org_id).await?;
+    let mut reps = repo::rep_roster(db, org_id).await?;
+    let rep_ids: Vec<String> = reps.iter().map(|r| r.id.clone()).collect();
+    let id_refs: Vec<&str> = rep_ids.iter().map(String::as_str).collect();
+    let roster = roster_id(&id_refs);
+    let rep_index: HashMap<&str, usize> =
+        id_refs.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+
+    let txn = db.begin().await?;
+    repo::take_turn(&txn, org_id).await?;
+    let now = db::now();
+    repo::save_roster(&txn, org_id, &roster, &id_refs, now).await?;
+
+    // Rows stored earlier may have been decided meanwhile: re-read them inside the turn.
+    let mut done: Vec<Option<Done>> = Vec::with_capacity(items.len());
+    let mut live: Vec<(usize, Prepared)> = Vec::new();
+    for (position, mut item) in items.into_iter().enumerate() {
+        if !item.is_new {
+            match repo::find(&txn, &item.row.id).await? {
+                Some(row) if row.status == repo::POOL && row.needs_assignment => item.row = row,
+                Some(row) => {
+                    done.push(Some(Done {
+                        row,
+                        decided: false,
+                    }));
+                    continue;
+                }
+                None => {
+                    done.push(Some(Done {
+                        row: item.row,
+                        decided: false,
+                    }));
+                    continue;
+                }
+            }
+        }
+        done.push(None);
+        live.push((position, item));
+    }
+    repo::apply_loads(&txn, org_id, now, &mut reps).await?;
+
+    // Dedup against owned leads, inside the turn: a lead of the same customer that another
+    // process assigned a moment ago is visible here.
+    let company_keys: Vec<&str> = live
+        .iter()
+        .map(|(_, p)| p.row.company_key.as_str())
+        .collect();
+    let phone_keys: Vec<&str> = live
+        .iter()
+        .filter_map(|(_, p)| p.row.phone_key.as_deref())
+        .collect();
+    let (mut by_company, mut by_phone) =
+        owners_by_key(repo::owned_with_keys(&txn, org_id, &company_keys, &phone_keys).await?);
+    let maybe_owners: Vec<&str> = live
+        .iter()
+        .filter_map(|(_, p)| p.customer.as_ref().map(|c| c.owner_id.as_str()))
+        .chain(by_company.values().map(|o| o.owner_id.as_str()))
+        .chain(by_phone.values().map(|o| o.owner_id.as_str()))
+        .collect();
+    let mut active_owners = repo::active_among(&txn, org_id, &maybe_owners).await?;
+
+    let mut new_rows = Vec::new();
+    let mut decisions: Vec<(
+        String,
+        &'static str,
+        Option<i32>,
+        Option<String>,
+        serde_json::Value,
+    )> = Vec::new();
+    let mut notices: Vec<Notice> = Vec::new();
+    let mut touched: Vec<String> = Vec::new();
+    let mut managers: Option<Vec<String>> = None;
+    let mut stats = (0u64, 0u64, 0u64);
+    for (position, item) in live {
+        let mut row = item.row;
+        let mut tags = tags_of(&row)?;
+        tags.response_speed = item.response_speed;
+        row.response_speed = item.response_speed.as_str().to_owned();
+        let existing = item
+            .customer
+            .filter(|o| active_owners.contains(&o.owner_id))
+            .or_else(|| {
+                by_company
+                    .get(&row.company_key)
+                    .filter(|o| active_owners.contains(&o.owner_id))
+                    .cloned()
+            })
+            .or_else(|| {
+                row.phone_key
+                    .as_ref()
+                    .and_then(|p| by_phone.get(p))
+                    .filter(|o| active_owners.contains(&o.owner_id))
+                    .cloned()
+            });
+        let kind;
+        if let Some(owner) = existing {
+            // Customer continuity beats load balancing: the owner hears about it even when full.
+            let hours = rules.protection_hours;
+            let ends = now + Duration::hours(i64::from(hours));
+            kind = "existing_owner";
+            set_assigned(
+                &mut row,
+                &owner.owner_id,
+                owner.team_id.clone(),
+                kind,
+                now,
+                ends,
+            );
+            if owner.customer_id.is_some() {
+                row.customer_id = owner.customer_id.clone();
+            }
+            if let Some(&i) = rep_index.get(owner.owner_id.as_str()) {
+                reps[i].protected_leads += 1;
+                reps[i].pending_leads += 1;
+            }
+            let history = customer_history(&txn, row.customer_id.as_deref()).await?;
+            notices.push(assigned_notice(&row, &owner.owner_id, history, ends, true));
+            decisions.push((
+                row.id.clone(),
+                kind,
+                None,
+                Some(owner.owner_id.clone()),
+                json!({"inputs": {"lead": tags}, "existing_owner": owner.matched, "protection_hours": hours, "protection_ends_at": ends}),
+            ));
+            stats.0 += 1;
+        } else {
+            let decision = assign_stored(
+                &Lead {
+                    key: row.id.clone(),
+                    tags: tags.clone(),
+                },
+                &reps,
+                &rules,
+                now,
+                &roster,
+            );
+            match &decision.outcome {
+                Outcome::Assigned {
+                    rep_id,
+                    protection_ends_at,
+                    ..
+                } => {
+                    kind = "rule";
+                    let i = *rep_index
+                        .get(rep_id.as_str())
+                        .context("the decision chose a rep outside the roster")?;
+                    set_assigned(
+                        &mut row,
+                        rep_id,
+                        reps[i].team_id.clone(),
+                        kind,
+                        now,
+                        *protection_ends_at,
+                    );
+                    reps[i].protected_leads += 1;
+                    reps[i].pending_leads += 1;
+                    reps[i].last_assigned_at = Some(now);
+                    touched.push(rep_id.clone());
+                    notices.push(assigned_notice(
+                        &row,
+                        rep_id,
+                        (0, 0),
+                        *protection_ends_at,
+                        false,
+                    ));
+                    stats.1 += 1;
+                }
+                Outcome::Pool { reason } => {
+                    kind = "pool";
+                    row.needs_assignment = false;
+                    let managers = match &managers {
+                        Some(m) => m.clone(),
+                        None => {
+                            let m = repo::managers_of_org(&txn, org_id).await?;
+                            managers = Some(m.clone());
+                            m
+                        }
+                    };
+                    notices.push(unassigned_notice(
+                        &row,
+                        managers,
+                        serde_json::to_value(reason)?,
+                    ));
+                    stats.2 += 1;
+                }
+            }
+            decisions.push((
+                row.id.clone(),
+                kind,
+                Some(version),
+                decision.rep_id().map(str::to_owned),
+                json!({"inputs": {"lead": tags, "reps_considered": reps.len()}, "decision": decision}),
+            ));
+        }
+        // Later leads of the same customer in this batch go to the same owner.
+        if let Some(owner) = &row.owner_id {
+            active_owners.insert(owner.clone());
+            let same = ExistingOwner {
+                owner_id: owner.clone(),
+                team_id: row.team_id.clone(),
+                customer_id: row.customer_id.clone(),
+                matched: json!({"kind": "lead", "id": row.id}),
+            };
+            if let Some(phone) = &row.phone_key {
+                by_phone
+                    .entry(phone.clone())
+                    .or_insert_with(|| same.clone());
+            }
+            by_company.entry(row.company_key.clone()).or_insert(same);
+        }
+        if item.is_new {
+            new_rows.push(insertable(row.clone()));
+        } else {
+            write_waiting(&txn, &row).await?;
+        }
+        done[position] = Some(Done { row, decided: true });
+    }
+
+    repo::insert_leads(&txn, new_rows).await?;
+    repo::insert_decisions(
+        &txn,
+        decisions
+            .iter()
+            .map(|(lead_id, kind, version, rep, record)| repo::NewDecision {
+                org_id,
+                lead_id,
+                kind,
+                rule_set_version: *version,
+                rep_id: rep.as_deref(),
+                record: record.clone(),
+                at: now,
+            })
+            .collect(),
+    )
+    .await?;
+    touched.sort();
+    touched.dedup();
+    repo::touch_rep_states(&txn, &touched, now).await?;
+    notify::notify_all(&txn, notices).await?;
+    txn.commit().await?;
+    for (by, n) in [
+        ("existing_owner", stats.0),
+        ("rule", stats.1),
+        ("pool", stats.2),
+    ] {
+        metrics::counter!("fieldproof_leads_assigned_total", "by" => by).increment(n);
+    }
+    done.into_iter()
+        .map(|d| d.context("every lead of the batch has a result"))
+        .collect()
+}
+
+fn set_assigned(
+    row: &mut lead::Model,
+    owner: &str,
+    team_id: Option<String>,
+    assigned_by: &str,
+    now: time::OffsetDateTime,
+    ends: time::OffsetDateTime,
+) {
+    row.status = repo::ASSIGNED.to_owned();
+    row.owner_id = Some(owner.to_owned());
+    row.team_id = team_id;
+    row.assigned_by = Some(assigned_by.to_owned());
+    row.assigned_at = Some(now);
+    row.protection_ends_at = Some(ends);
+    row.first_activity_at = None;
+    row.needs_assignment = false;
+    row.updated_at = now;
+}
+
+/// Write the decision of a row that was already stored (read again inside this turn, so the
+/// compare-and-set of `repo::assign` holds).
+async fn write_waiting<C: ConnectionTrait>(db: &C, row: &lead::Model) -> anyhow::Result<()> {
+    if let (Some(owner), Some(assigned_by), Some(at), Some(ends)) = (
+        row.owner_id.as_deref(),
+        row.assigned_by.as_deref(),
+        row.assigned_at,
+        row.protection_ends_at,
+    ) {
+        repo::assign(
+            db,
+            repo::Assignment {
+                lead_id: &row.id,
+                owner_id: owner,
+                team_id: row.team_id.as_deref(),
+                assigned_by,
+                at,
+                protection_ends_at: ends,
+                customer_id: row.customer_id.as_deref(),
+            },
+        )
+        .await?;
+    } else {
+        repo::leave_in_pool(db, &row.id).await?;
+    }
+    lead::Entity::update_many()
+        .col_expr(
+            lead::Column::ResponseSpeed,
+            sea_orm::sea_query::Expr::value(row.response_speed.clone()),
+        )
+        .filter(lead::Column::Id.eq(row.id.as_str()))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+fn unassigned_notice(
+    row: &lead::Model,
+    managers: Vec<String>,
+    reason: serde_json::Value,
+) -> Notice {
+    let reason = reason.as_str().unwrap_or("no_eligible_rep").to_owned();
+    Notice {
+        org_id: row.org_id.clone(),
+        recipients: managers,
+        team_id: None,
+        kind: "lead_unassigned".into(),
+        title_en: format!("No rep could take the lead \"{}\"", row.company),
+        title_zh: format!("线索「{}」无人可分配，已留在公海", row.company),
+        body_en: format!("Reason: {reason}. It stays in the pool; assign it or adjust the rules."),
+        body_zh: format!("原因：{reason}。线索留在公海池，请手动分配或调整规则。"),
+        link: Some(format!("/api/v1/leads/{}", row.id)),
+        dedup_key: Some(format!("lead_unassigned:{}", row.id)),
+    }
+}
+
+struct Job {
+    org_id: String,
+    prepared: Prepared,
+    reply: oneshot::Sender<anyhow::Result<lead::Model>>,
+}
+
+/// This process's assignment queue (see the module comment). Cheap to clone.
+#[derive(Clone)]
+pub struct Dispatcher {
+    queue: mpsc::Sender<Job>,
+}
+
+impl Dispatcher {
+    /// Start the batching task on the current runtime.
+    pub fn start(db: DatabaseConnection) -> Dispatcher {
+        let (queue, jobs) = mpsc::channel(4 * MAX_BATCH);
+        tokio::spawn(run(db, jobs));
+        Dispatcher { queue }
+    }
+
+    /// Store and assign a new lead with the next batch; answers with the stored row.
+    pub async fn submit(&self, prepared: Prepared) -> anyhow::Result<lead::Model> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Job {
+                org_id: prepared.row.org_id.clone(),
+                prepared,
+                reply,
+            })
+            .await
+            .map_err(|_| anyhow::anyhow!("the lead dispatcher has stopped"))?;
+        answer
+            .await
+            .context("the lead dispatcher dropped the lead")?
+    }
+}
+
+async fn run(db: DatabaseConnection, mut jobs: mpsc::Receiver<Job>) {
+    while let Some(first) = jobs.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut by_org: BTreeMap<String, Vec<Job>> = BTreeMap::new();
+        for job in batch {
+            by_org.entry(job.org_id.clone()).or_default().push(job);
+        }
+        futures_util::future::join_all(
+            by_org
+                .into_iter()
+                .map(|(org_id, jobs)| run_batch(&db, org_id, jobs)),
+        )
+        .await;
+    }
+}
+
+async fn run_batch(db: &DatabaseConnection, org_id: String, jobs: Vec<Job>) {
+    let mut prepared = Vec::with_capacity(jobs.len());
+    let mut replies = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        prepared.push(job.prepared);
+        replies.push(job.reply);
+    }
+    let rows: Vec<lead::Model> = prepared.iter().map(|p| p.row.clone()).collect();
+    match decide_batch(db, &org_id, prepared).await {
+        Ok(done) => {
+            for (d, reply) in done.into_iter().zip(replies) {
+                // The requester may have gone (client timeout): the lead is stored regardless.
+                let _ = reply.send(Ok(d.row));
+            }
+        }
+        Err(e) => {
+            tracing::warn!(org = %org_id, leads = rows.len(), error = %crate::telemetry::cause_chain(&e), "batch assignment failed; storing the leads for the background job");
+            for (row, reply) in rows.into_iter().zip(replies) {
+                let _ = reply.send(store_alone(db, row).await);
+            }
+        }
+    }
+}
+
+/// Keep a lead whose batch failed: stored in the pool with `needs_assignment`, the scheduler
+/// assigns it. Idempotent (the batch's commit may have landed after all).
+async fn store_alone(db: &DatabaseConnection, row: lead::Model) -> anyhow::Result<lead::Model> {
+    let id = row.id.clone();
+    lead::Entity::insert(insertable(row))
+        .on_conflict(OnConflict::column(lead::Column::Id).do_nothing().to_owned())
+        .exec_without_returning(db)
+        .await
+        .context("storing the lead")?;
+    repo::find(db, &id)
+        .await?
+        .context("the lead was not stored")
+}
