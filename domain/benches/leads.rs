@@ -5,6 +5,7 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use fieldproof_domain::customer::{Fen, Seniority};
 use fieldproof_domain::leads::assign::Lead;
+use fieldproof_domain::leads::record::{Batch, assign_stored};
 use fieldproof_domain::leads::rules::RuleContext;
 use fieldproof_domain::leads::{
     Industry, LeadTags, Region, RepSnapshot, ResponseSpeed, RuleSet, SourceChannel, assign,
@@ -93,9 +94,25 @@ fn bench(c: &mut Criterion) {
             black_box(assign(&lead(i), &reps, &rules, NOW))
         })
     });
+    let batch = Batch::new(&reps, &rules);
+    c.bench_function("assign_stored in a batch: 1000 reps, 50 layers", |b| {
+        b.iter(|| {
+            i += 1;
+            black_box(assign_stored(&lead(i), &reps, &rules, NOW, &batch))
+        })
+    });
     let decision = assign(&lead(1), &reps, &rules, NOW);
-    c.bench_function("decision record to JSON (1000 reps)", |b| {
+    c.bench_function("full decision to JSON (1000 reps)", |b| {
         b.iter(|| black_box(serde_json::to_vec(&decision).map(|v| v.len())))
+    });
+    let stored = assign_stored(&lead(1), &reps, &rules, NOW, &batch);
+    println!(
+        "record sizes: full {} bytes, stored {} bytes",
+        serde_json::to_vec(&decision).map_or(0, |v| v.len()),
+        serde_json::to_vec(&stored).map_or(0, |v| v.len())
+    );
+    c.bench_function("stored decision to a JSON value (1000 reps)", |b| {
+        b.iter(|| black_box(serde_json::to_value(&stored).is_ok()))
     });
 }
 

@@ -172,20 +172,37 @@ pub async fn rep_roster<C: ConnectionTrait>(
     db: &C,
     org_id: &str,
 ) -> anyhow::Result<Vec<RepSnapshot>> {
-    let users = user::Entity::find()
+    use sea_orm::JoinType;
+    // One joined read in a stable order (the roster's content id depends on it).
+    let rows: Vec<(
+        String,
+        Option<String>,
+        serde_json::Value,
+        serde_json::Value,
+        i32,
+        bool,
+    )> = rep_profile::Entity::find()
+        .select_only()
+        .column(rep_profile::Column::UserId)
+        .column(user::Column::TeamId)
+        .column(rep_profile::Column::Regions)
+        .column(rep_profile::Column::ProductExpertise)
+        .column(rep_profile::Column::Capacity)
+        .column(rep_profile::Column::Available)
+        .join(
+            JoinType::InnerJoin,
+            rep_profile::Entity::belongs_to(user::Entity)
+                .from(rep_profile::Column::UserId)
+                .to(user::Column::Id)
+                .into(),
+        )
         .filter(user::Column::OrgId.eq(org_id))
         .filter(user::Column::Role.eq(Role::Rep.as_str()))
         .filter(user::Column::Active.eq(true))
+        .order_by_asc(rep_profile::Column::UserId)
+        .into_tuple()
         .all(db)
         .await?;
-    let ids: Vec<&str> = users.iter().map(|u| u.id.as_str()).collect();
-    let profiles: HashMap<String, rep_profile::Model> = rep_profile::Entity::find()
-        .filter(rep_profile::Column::UserId.is_in(ids))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|p| (p.user_id.clone(), p))
-        .collect();
     let teams: HashMap<String, String> = team::Entity::find()
         .filter(team::Column::OrgId.eq(org_id))
         .all(db)
@@ -193,27 +210,24 @@ pub async fn rep_roster<C: ConnectionTrait>(
         .into_iter()
         .map(|t| (t.id, t.name))
         .collect();
-    let mut reps = Vec::new();
-    for u in users {
-        let Some(p) = profiles.get(&u.id) else {
-            continue;
-        };
-        reps.push(RepSnapshot {
-            team_name: u.team_id.as_ref().and_then(|t| teams.get(t).cloned()),
-            team_id: u.team_id.clone(),
-            regions: serde_json::from_value(p.regions.clone()).unwrap_or_default(),
-            product_expertise: serde_json::from_value(p.product_expertise.clone())
-                .unwrap_or_default(),
-            capacity: u32::try_from(p.capacity).unwrap_or(0),
-            available: p.available,
-            protected_leads: 0,
-            pending_leads: 0,
-            deal_load_milli: 0,
-            last_assigned_at: None,
-            id: u.id,
-        });
-    }
-    Ok(reps)
+    Ok(rows
+        .into_iter()
+        .map(
+            |(id, team_id, regions, expertise, capacity, available)| RepSnapshot {
+                team_name: team_id.as_ref().and_then(|t| teams.get(t).cloned()),
+                team_id,
+                regions: serde_json::from_value(regions).unwrap_or_default(),
+                product_expertise: serde_json::from_value(expertise).unwrap_or_default(),
+                capacity: u32::try_from(capacity).unwrap_or(0),
+                available,
+                protected_leads: 0,
+                pending_leads: 0,
+                deal_load_milli: 0,
+                last_assigned_at: None,
+                id,
+            },
+        )
+        .collect())
 }
 
 /// Fill in the loads and last-assignment times: the part that must be read inside the org's turn.
@@ -236,31 +250,37 @@ pub async fn apply_loads<C: ConnectionTrait>(
         .into_iter()
         .map(|s| (s.user_id, s.last_assigned_at))
         .collect();
-    // Open leads only: bounded by the reps' capacities, not by the size of the lead table.
-    let open: Vec<(
-        Option<String>,
-        Option<OffsetDateTime>,
-        Option<OffsetDateTime>,
-    )> = lead::Entity::find()
+    // Open leads only, summed per owner by the database (`leads_org_status_owner_idx`): one row
+    // per rep, however many leads they hold.
+    use sea_orm::sea_query::{CaseStatement, Func};
+    let protected = Func::sum(
+        CaseStatement::new()
+            .case(lead::Column::ProtectionEndsAt.gt(now), 1)
+            .finally(0),
+    );
+    let pending_sum = Func::sum(
+        CaseStatement::new()
+            .case(lead::Column::FirstActivityAt.is_null(), 1)
+            .finally(0),
+    );
+    let open: Vec<(Option<String>, Option<i64>, Option<i64>)> = lead::Entity::find()
         .select_only()
         .column(lead::Column::OwnerId)
-        .column(lead::Column::ProtectionEndsAt)
-        .column(lead::Column::FirstActivityAt)
+        .column_as(sea_orm::sea_query::SimpleExpr::from(protected), "protected")
+        .column_as(sea_orm::sea_query::SimpleExpr::from(pending_sum), "pending")
         .filter(lead::Column::OrgId.eq(org_id))
         .filter(lead::Column::Status.eq(ASSIGNED))
+        .group_by(lead::Column::OwnerId)
         .into_tuple()
         .all(db)
         .await?;
     let mut protected: HashMap<String, u32> = HashMap::new();
     let mut pending: HashMap<String, u32> = HashMap::new();
-    for (owner, ends, first) in open {
+    for (owner, in_window, unworked) in open {
         let Some(owner) = owner else { continue };
-        if ends.is_some_and(|e| e > now) {
-            *protected.entry(owner.clone()).or_default() += 1;
-        }
-        if first.is_none() {
-            *pending.entry(owner).or_default() += 1;
-        }
+        let count = |n: Option<i64>| u32::try_from(n.unwrap_or(0)).unwrap_or(u32::MAX);
+        protected.insert(owner.clone(), count(in_window));
+        pending.insert(owner, count(unworked));
     }
     let template = fieldproof_domain::pipeline::default_template::default_template();
     let nodes = template.nodes.len();
@@ -370,7 +390,9 @@ pub async fn roster<C: ConnectionTrait>(
 }
 
 /// Owned leads of the org matching any of the keys (the dedup of a batch, inside the org's
-/// turn): one query per kind of key, each on its `(org_id, key)` index.
+/// turn): one query per kind of key on its `(org_id, key)` index. Status and owner are checked
+/// here, not in SQL: with them in the WHERE clause SQLite's planner prefers the
+/// `(org_id, status, owner_id)` index and walks every converted lead of the org.
 pub async fn owned_with_keys<C: ConnectionTrait>(
     db: &C,
     org_id: &str,
@@ -390,10 +412,12 @@ pub async fn owned_with_keys<C: ConnectionTrait>(
                 lead::Entity::find()
                     .filter(lead::Column::OrgId.eq(org_id))
                     .filter(column.is_in(chunk.iter().copied()))
-                    .filter(lead::Column::Status.is_in([ASSIGNED, CONVERTED]))
-                    .filter(lead::Column::OwnerId.is_not_null())
                     .all(db)
-                    .await?,
+                    .await?
+                    .into_iter()
+                    .filter(|l| {
+                        (l.status == ASSIGNED || l.status == CONVERTED) && l.owner_id.is_some()
+                    }),
             );
         }
     }
@@ -688,40 +712,6 @@ pub async fn awaiting_assignment<C: ConnectionTrait>(
         .into_tuple()
         .all(db)
         .await
-}
-
-/// The oldest owned lead of the org with the same company key, else the same phone key.
-/// One query per key and no ORDER BY in SQL: each then uses its own `(org_id, key)` index (an OR,
-/// or sorting by creation, makes SQLite walk every lead of the org).
-pub async fn owned_duplicate<C: ConnectionTrait>(
-    db: &C,
-    org_id: &str,
-    exclude_id: &str,
-    company_key: &str,
-    phone_key: Option<&str>,
-) -> Result<Option<lead::Model>, DbErr> {
-    let keys = [
-        Some((lead::Column::CompanyKey, company_key)),
-        phone_key.map(|p| (lead::Column::PhoneKey, p)),
-    ];
-    for (column, key) in keys.into_iter().flatten() {
-        let rows = lead::Entity::find()
-            .filter(lead::Column::OrgId.eq(org_id))
-            .filter(column.eq(key))
-            .filter(lead::Column::Id.ne(exclude_id))
-            .filter(lead::Column::Status.is_in([ASSIGNED, CONVERTED]))
-            .filter(lead::Column::OwnerId.is_not_null())
-            .limit(20)
-            .all(db)
-            .await?;
-        if let Some(oldest) = rows
-            .into_iter()
-            .min_by_key(|r| (r.created_at, r.id.clone()))
-        {
-            return Ok(Some(oldest));
-        }
-    }
-    Ok(None)
 }
 
 /// Leads of the org created in `[from, to)`, optionally of one team, oldest first.

@@ -528,21 +528,37 @@ async fn explain_lead(
     let roster = repo::roster(&state.db, &caller.org_id, &decision.roster)
         .await?
         .unwrap_or_default();
-    let verdict = decision.verdict_for(&rep_id, &roster);
+    let rules = service::rules::of_version(
+        &state.db,
+        &caller.org_id,
+        d.rule_set_version.unwrap_or_default(),
+    )
+    .await?
+    .unwrap_or_else(|| fieldproof_domain::leads::RuleSet {
+        protection_hours: 24,
+        layers: Vec::new(),
+    });
+    let candidates = decision.candidates(&roster);
+    let layers = decision.layers(&rules);
+    let verdict = decision.verdict_for(&rep_id, &roster, &candidates);
     let layer_name = decision
         .deciding_layer
-        .and_then(|i| decision.layers.get(i))
+        .and_then(|i| layers.get(i))
         .map(|l| l.name.clone())
         .unwrap_or_default();
     let (en, zh) = match &verdict {
         RepVerdict::Chosen { candidate } => (
             format!(
                 "Chosen at layer \"{layer_name}\": lowest load relative to capacity ({}‰ of {}), then longest wait, among {} candidates.",
-                candidate.load_permille, candidate.capacity, decision.candidates_total
+                candidate.load_permille,
+                candidate.capacity,
+                candidates.len()
             ),
             format!(
                 "在规则层「{layer_name}」中被选中：在 {} 名候选人中负荷率最低（{}‰，容量 {}），其次等待最久。",
-                decision.candidates_total, candidate.load_permille, candidate.capacity
+                candidates.len(),
+                candidate.load_permille,
+                candidate.capacity
             ),
         ),
         RepVerdict::Outranked { candidate, winner } => (
@@ -553,16 +569,6 @@ async fn explain_lead(
             format!(
                 "在规则层「{layer_name}」中是候选人，排名第 {}：负荷率 {}‰，中选者为 {}‰。",
                 candidate.rank, candidate.load_permille, winner.load_permille
-            ),
-        ),
-        RepVerdict::OutrankedUnlisted { below_rank, winner } => (
-            format!(
-                "A candidate at layer \"{layer_name}\", ranked below the first {below_rank} of {}: the winner's load was {}‰.",
-                decision.candidates_total, winner.load_permille
-            ),
-            format!(
-                "在规则层「{layer_name}」中是候选人，排在 {} 名候选人的前 {below_rank} 名之后：中选者负荷率为 {}‰。",
-                decision.candidates_total, winner.load_permille
             ),
         ),
         RepVerdict::Excluded { reason } => {
@@ -584,9 +590,9 @@ async fn explain_lead(
         "rule_set_version": d.rule_set_version,
         "decided_at": d.decided_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
         "outcome": decision.outcome,
-        "layers": decision.layers,
-        "candidates": decision.candidates,
-        "candidates_total": decision.candidates_total,
+        "layers": layers,
+        "candidates": candidates.iter().take(20).collect::<Vec<_>>(),
+        "candidates_total": candidates.len(),
         "rep_id": rep_id,
         "rep": verdict,
         "summary_en": en,

@@ -172,11 +172,6 @@ pub enum RepVerdict<'a> {
         candidate: &'a Candidate,
         winner: &'a Candidate,
     },
-    /// A candidate ranked below the ones a stored decision keeps with their scores.
-    OutrankedUnlisted {
-        below_rank: usize,
-        winner: &'a Candidate,
-    },
     Excluded {
         reason: &'a Exclusion,
     },
@@ -212,8 +207,13 @@ impl Decision {
     }
 }
 
-fn norm(s: &str) -> String {
-    s.trim().to_lowercase()
+/// Product lines compare trimmed and case-insensitively, without allocating (this runs for every
+/// rep at every layer that asks for expertise).
+fn same_product(a: &str, b: &str) -> bool {
+    a.trim()
+        .chars()
+        .flat_map(char::to_lowercase)
+        .eq(b.trim().chars().flat_map(char::to_lowercase))
 }
 
 fn lead_matches(c: &Condition, lead: &LeadTags) -> bool {
@@ -237,17 +237,29 @@ fn lead_matches(c: &Condition, lead: &LeadTags) -> bool {
     }
 }
 
-fn rep_matches(c: &Condition, rep: &RepSnapshot, lead: &LeadTags) -> bool {
+/// A rep condition that depends on neither the lead nor the loads (`None` for the others).
+fn fixed_rep_match(c: &Condition, rep: &RepSnapshot) -> Option<bool> {
     match c {
-        Condition::RepTeam { r#in } => r#in.iter().any(|t| {
+        Condition::RepTeam { r#in } => Some(r#in.iter().any(|t| {
             rep.team_id.as_deref() == Some(t.as_str())
                 || rep.team_name.as_deref() == Some(t.as_str())
-        }),
+        })),
+        Condition::RepExpertise { any_of } => Some(
+            rep.product_expertise
+                .iter()
+                .any(|p| any_of.iter().any(|want| same_product(want, p))),
+        ),
+        _ => None,
+    }
+}
+
+fn rep_matches(c: &Condition, rep: &RepSnapshot, lead: &LeadTags) -> bool {
+    if let Some(fixed) = fixed_rep_match(c, rep) {
+        return fixed;
+    }
+    match c {
         Condition::RepCoversLeadRegion {} => rep.regions.iter().any(|r| lead.region.covered_by(r)),
-        Condition::RepExpertise { any_of } => rep
-            .product_expertise
-            .iter()
-            .any(|p| any_of.iter().any(|want| norm(want) == norm(p))),
+        Condition::RepTeam { .. } | Condition::RepExpertise { .. } => false,
         Condition::RepPendingLeads { below } => rep.pending_leads < *below,
         Condition::RepLoadPercent { below } => {
             rep.load_milli() * 100 < u64::from(*below) * u64::from(rep.capacity) * LEAD_LOAD_MILLI
@@ -358,7 +370,76 @@ impl Decided {
 
 /// Decide who gets `lead` under `rules`, given every rep of the org as they stand at `now`.
 pub fn assign(lead: &Lead, reps: &[RepSnapshot], rules: &RuleSet, now: OffsetDateTime) -> Decision {
-    decide(lead, reps, rules, now).into_decision(reps, rules)
+    decide(lead, reps, rules, now, None).into_decision(reps, rules)
+}
+
+/// What stays the same for every lead of a batch decided over the same reps and rules: the
+/// outcome of each rep condition that depends on neither the lead nor the loads (team,
+/// expertise), and each rep's region keys. With it, deciding a burst of leads costs a lookup per
+/// rep and layer instead of string comparisons. Loads may change between decisions; the reps'
+/// other attributes and their order must not.
+pub struct Compiled {
+    reps: usize,
+    /// `[layer][condition]` → per rep, whether it holds; `None` for conditions that depend on
+    /// the lead or on loads.
+    fixed: Vec<Vec<Option<Vec<bool>>>>,
+    region_keys: Vec<Vec<String>>,
+}
+
+impl Compiled {
+    pub fn new(reps: &[RepSnapshot], rules: &RuleSet) -> Compiled {
+        let fixed = rules
+            .layers
+            .iter()
+            .map(|layer| {
+                layer
+                    .conditions
+                    .iter()
+                    .map(|c| {
+                        fixed_rep_match(c, reps.first()?)?;
+                        reps.iter().map(|r| fixed_rep_match(c, r)).collect()
+                    })
+                    .collect()
+            })
+            .collect();
+        let region_keys = reps
+            .iter()
+            .map(|r| {
+                r.regions
+                    .iter()
+                    .map(|a| super::tags::place_key(a))
+                    .filter(|k| !k.is_empty())
+                    .collect()
+            })
+            .collect();
+        Compiled {
+            reps: reps.len(),
+            fixed,
+            region_keys,
+        }
+    }
+
+    /// Whether rep condition `condition` of layer `layer` holds for the `rep`-th rep, when this
+    /// context knows without looking at the rep.
+    fn holds(
+        &self,
+        layer: usize,
+        condition: usize,
+        rep: usize,
+        c: &Condition,
+        lead: &LeadTags,
+    ) -> Option<bool> {
+        if let Some(Some(per_rep)) = self.fixed.get(layer).and_then(|l| l.get(condition)) {
+            return per_rep.get(rep).copied();
+        }
+        match c {
+            Condition::RepCoversLeadRegion {} => self.region_keys.get(rep).map(|keys| {
+                keys.iter()
+                    .any(|k| *k == lead.region.province || *k == lead.region.city)
+            }),
+            _ => None,
+        }
+    }
 }
 
 pub(crate) fn decide(
@@ -366,7 +447,9 @@ pub(crate) fn decide(
     reps: &[RepSnapshot],
     rules: &RuleSet,
     now: OffsetDateTime,
+    compiled: Option<&Compiled>,
 ) -> Decided {
+    let compiled = compiled.filter(|c| c.reps == reps.len());
     // Eligibility does not depend on the layer: compute it once.
     let base: Vec<Option<Why>> = reps
         .iter()
@@ -401,18 +484,43 @@ pub(crate) fn decide(
             });
             continue;
         }
+        let why = |i: usize, rep: &RepSnapshot, base: &Option<Why>| {
+            base.or_else(|| {
+                layer
+                    .conditions
+                    .iter()
+                    .enumerate()
+                    .position(|(ci, c)| {
+                        !c.is_lead_condition()
+                            && !compiled
+                                .and_then(|cx| cx.holds(index, ci, i, c, &lead.tags))
+                                .unwrap_or_else(|| rep_matches(c, rep, &lead.tags))
+                    })
+                    .map(Why::Condition)
+            })
+        };
+        // Past the first layer that matches the lead, a layer's reasons are only recorded if it
+        // decides: look for one candidate first (most targeted layers have none).
+        if first_lead_match.is_some()
+            && !reps
+                .iter()
+                .zip(&base)
+                .enumerate()
+                .any(|(i, (r, b))| why(i, r, b).is_none())
+        {
+            layers.push(LayerTrace {
+                index,
+                name: layer.name.clone(),
+                failed_lead_condition: None,
+                candidates: 0,
+            });
+            continue;
+        }
         let reasons: Vec<Option<Why>> = reps
             .iter()
             .zip(&base)
-            .map(|(rep, base)| {
-                base.or_else(|| {
-                    layer
-                        .conditions
-                        .iter()
-                        .position(|c| !c.is_lead_condition() && !rep_matches(c, rep, &lead.tags))
-                        .map(Why::Condition)
-                })
-            })
+            .enumerate()
+            .map(|(i, (r, b))| why(i, r, b))
             .collect();
         let count = reasons.iter().filter(|r| r.is_none()).count();
         layers.push(LayerTrace {

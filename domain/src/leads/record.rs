@@ -1,25 +1,28 @@
 //! The stored form of a rule decision: everything [`Decision`](super::Decision) says, at a size
-//! that does not grow with the org's rep count for every lead.
+//! that does not grow with the org's rep count times the lead count.
 //!
 //! A full decision names every rep of the org (the candidates with their scores, everyone else
-//! grouped by why they were out): ~40 KB of JSON per lead at 1,000 reps, which is what made a
-//! burst of intakes slow to write. Here the reps decided over are a **roster**, stored once per
-//! distinct membership under its content id, and each decision keeps
-//! - the first [`STORED_CANDIDATES`] ranked candidates with their full scores,
-//! - every candidate and every exclusion group as a bitset over the roster (125 bytes at 1,000 reps),
+//! grouped by why they were out) and every layer by name: ~40 KB of JSON per lead at 1,000 reps
+//! and 50 layers, which is what made a burst of intakes slow to write. Here
+//! - the reps decided over are a **roster**, stored once per distinct membership under its
+//!   content id; reps are named by their position in it;
+//! - every candidate is kept, ranked, as a tuple `[roster index, load_milli, capacity,
+//!   last_assigned_at (unix s) | null, tie_break]`;
+//! - every exclusion group is a bitset over the roster (125 bytes at 1,000 reps);
+//! - each layer tried is a tuple `[index, first failing lead condition | null, candidates]`;
+//!   names come from the rule-set version the decision records,
 //!
-//! so "why did rep X (not) get this lead" is still answered for every rep of the org.
+//! so "why did rep X (not) get this lead" is still answered for every rep of the org, with the
+//! same numbers.
 
 use super::assign::{
-    Candidate, Exclusion, LayerTrace, Lead, Outcome, RepSnapshot, RepVerdict, decide,
+    Candidate, Compiled, Exclusion, FailedCondition, LayerTrace, Lead, Outcome, RepSnapshot,
+    RepVerdict, decide,
 };
 use super::rules::RuleSet;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
-
-/// Ranked candidates kept with their scores in a stored decision.
-pub const STORED_CANDIDATES: usize = 20;
 
 /// A set of reps as a bitset over a roster (bit `i` = the roster's `i`-th rep), written as hex.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -56,6 +59,30 @@ pub fn roster_id(rep_ids: &[&str]) -> String {
     hex::encode(&hash.finalize()[..16])
 }
 
+/// The reps and rules of a batch, prepared once: roster id and [`Compiled`] conditions.
+pub struct Batch {
+    pub roster: String,
+    compiled: Compiled,
+}
+
+impl Batch {
+    pub fn new(reps: &[RepSnapshot], rules: &RuleSet) -> Batch {
+        let ids: Vec<&str> = reps.iter().map(|r| r.id.as_str()).collect();
+        Batch {
+            roster: roster_id(&ids),
+            compiled: Compiled::new(reps, rules),
+        }
+    }
+}
+
+/// A layer tried: `[index, first failing lead condition | null, candidates]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredLayer(pub usize, pub Option<usize>, pub usize);
+
+/// A candidate: `[roster index, load_milli, capacity, last_assigned_at | null, tie_break]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredCandidate(pub usize, pub u64, pub u32, pub Option<i64>, pub u64);
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredExclusion {
     pub reason: Exclusion,
@@ -67,31 +94,28 @@ pub struct StoredExclusion {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredDecision {
     pub outcome: Outcome,
-    pub layers: Vec<LayerTrace>,
+    pub layers: Vec<StoredLayer>,
     pub deciding_layer: Option<usize>,
-    /// The best [`STORED_CANDIDATES`], ranked, with their scores.
-    pub candidates: Vec<Candidate>,
-    pub candidates_total: usize,
-    /// Content id of the roster the sets below index into, and its length.
+    /// Every candidate of the deciding layer, best first.
+    pub candidates: Vec<StoredCandidate>,
+    /// Content id of the roster the indices point into, and its length.
     pub roster: String,
     pub roster_size: usize,
-    /// Every candidate of the deciding layer.
-    pub candidate_reps: RepSet,
     pub excluded: Vec<StoredExclusion>,
     #[serde(with = "time::serde::rfc3339")]
     pub decided_at: OffsetDateTime,
 }
 
-/// Decide like [`assign`](super::assign) and write the compact record. `roster` is
-/// [`roster_id`] of `reps`' ids (computed once by the caller for a batch of leads).
+/// Decide like [`assign`](super::assign) and write the compact record; `batch` was made from
+/// these `reps` (their loads may have changed since) and `rules`.
 pub fn assign_stored(
     lead: &Lead,
     reps: &[RepSnapshot],
     rules: &RuleSet,
     now: OffsetDateTime,
-    roster: &str,
+    batch: &Batch,
 ) -> StoredDecision {
-    let decided = decide(lead, reps, rules, now);
+    let decided = decide(lead, reps, rules, now, Some(&batch.compiled));
     let size = reps.len();
     let mut whys: Vec<_> = decided.reasons.iter().filter_map(|r| *r).collect();
     whys.sort_unstable();
@@ -114,18 +138,33 @@ pub fn assign_stored(
         })
         .collect();
     StoredDecision {
-        candidate_reps: RepSet::from_indices(decided.ranked.iter().map(|(i, _)| *i), size),
-        candidates_total: decided.ranked.len(),
         candidates: decided
             .ranked
-            .into_iter()
-            .take(STORED_CANDIDATES)
-            .map(|(_, c)| c)
+            .iter()
+            .map(|(i, c)| {
+                StoredCandidate(
+                    *i,
+                    c.load_milli,
+                    c.capacity,
+                    c.last_assigned_at.map(OffsetDateTime::unix_timestamp),
+                    c.tie_break,
+                )
+            })
+            .collect(),
+        layers: decided
+            .layers
+            .iter()
+            .map(|l| {
+                StoredLayer(
+                    l.index,
+                    l.failed_lead_condition.as_ref().map(|f| f.index),
+                    l.candidates,
+                )
+            })
             .collect(),
         outcome: decided.outcome,
-        layers: decided.layers,
         deciding_layer: decided.deciding_layer,
-        roster: roster.to_owned(),
+        roster: batch.roster.clone(),
         roster_size: size,
         excluded,
         decided_at: decided.decided_at,
@@ -140,10 +179,59 @@ impl StoredDecision {
         }
     }
 
-    /// How `rep_id` fared; `roster` is the stored roster's rep ids (in order).
-    pub fn verdict_for(&self, rep_id: &str, roster: &[String]) -> RepVerdict<'_> {
-        if let Some(candidate) = self.candidates.iter().find(|c| c.rep_id == rep_id) {
-            return match self.candidates.first() {
+    /// Every candidate, ranked, with its rep id from `roster` and its full score.
+    pub fn candidates(&self, roster: &[String]) -> Vec<Candidate> {
+        self.candidates
+            .iter()
+            .enumerate()
+            .map(|(rank, c)| {
+                let last =
+                    c.3.and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok());
+                Candidate {
+                    rep_id: roster.get(c.0).cloned().unwrap_or_default(),
+                    rank: rank + 1,
+                    load_milli: c.1,
+                    capacity: c.2,
+                    load_permille: c.1 * 1000 / u64::from(c.2.max(1)),
+                    last_assigned_at: last,
+                    waited_secs: last.map(|t| (self.decided_at - t).whole_seconds()),
+                    tie_break: c.4,
+                }
+            })
+            .collect()
+    }
+
+    /// The layers tried, named from the rule set the decision used.
+    pub fn layers(&self, rules: &RuleSet) -> Vec<LayerTrace> {
+        self.layers
+            .iter()
+            .map(|l| {
+                let layer = rules.layers.get(l.0);
+                LayerTrace {
+                    index: l.0,
+                    name: layer.map(|x| x.name.clone()).unwrap_or_default(),
+                    failed_lead_condition: l.1.map(|index| FailedCondition {
+                        index,
+                        field: layer
+                            .and_then(|x| x.conditions.get(index))
+                            .map_or("", |c| c.field())
+                            .to_owned(),
+                    }),
+                    candidates: l.2,
+                }
+            })
+            .collect()
+    }
+
+    /// How `rep_id` fared; `candidates` is [`Self::candidates`] and `roster` the stored roster.
+    pub fn verdict_for<'a>(
+        &'a self,
+        rep_id: &str,
+        roster: &[String],
+        candidates: &'a [Candidate],
+    ) -> RepVerdict<'a> {
+        if let Some(candidate) = candidates.iter().find(|c| c.rep_id == rep_id) {
+            return match candidates.first() {
                 Some(winner) if winner.rep_id != rep_id => {
                     RepVerdict::Outranked { candidate, winner }
                 }
@@ -153,14 +241,6 @@ impl StoredDecision {
         let Some(index) = roster.iter().position(|r| r == rep_id) else {
             return RepVerdict::NotConsidered;
         };
-        if self.candidate_reps.contains(index)
-            && let Some(winner) = self.candidates.first()
-        {
-            return RepVerdict::OutrankedUnlisted {
-                below_rank: self.candidates.len(),
-                winner,
-            };
-        }
         self.excluded
             .iter()
             .find(|g| g.reps.contains(index))
@@ -240,6 +320,26 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_context_decides_like_the_plain_rules_as_loads_change() {
+        let rules = rules();
+        let mut reps: Vec<RepSnapshot> = (0..40)
+            .map(|i| rep(i, 0, i % 7 != 0, ["浙江省", " 杭州 ", "江苏"][i % 3]))
+            .collect();
+        let batch = Batch::new(&reps, &rules);
+        for k in 0..60 {
+            let l = lead(&format!("L{k}"));
+            let full = assign(&l, &reps, &rules, NOW);
+            let stored = assign_stored(&l, &reps, &rules, NOW, &batch);
+            assert_eq!(stored.outcome, full.outcome, "lead {k}");
+            if let Some(id) = full.rep_id() {
+                let r = reps.iter_mut().find(|r| r.id == id).unwrap();
+                r.protected_leads += 1;
+                r.pending_leads += 1;
+            }
+        }
+    }
+
+    #[test]
     fn roster_ids_depend_on_members_and_order() {
         assert_eq!(roster_id(&["a", "b"]), roster_id(&["a", "b"]));
         assert_ne!(roster_id(&["a", "b"]), roster_id(&["b", "a"]));
@@ -260,23 +360,17 @@ mod tests {
                 .enumerate()
                 .map(|(i, (p, avail, region))| rep(i, *p, *avail, ["浙江", "江苏", "杭州"][*region]))
                 .collect();
-            let ids: Vec<&str> = reps.iter().map(|r| r.id.as_str()).collect();
-            let roster: Vec<String> = ids.iter().map(|s| (*s).to_owned()).collect();
-            let full = assign(&lead(&key), &reps, &rules(), NOW);
-            let stored = assign_stored(&lead(&key), &reps, &rules(), NOW, &roster_id(&ids));
+            let roster: Vec<String> = reps.iter().map(|r| r.id.clone()).collect();
+            let rules = rules();
+            let full = assign(&lead(&key), &reps, &rules, NOW);
+            let stored = assign_stored(&lead(&key), &reps, &rules, NOW, &Batch::new(&reps, &rules));
             prop_assert_eq!(stored.rep_id(), full.rep_id());
             prop_assert_eq!(&stored.outcome, &full.outcome);
-            prop_assert_eq!(stored.candidates_total, full.candidates.len());
+            prop_assert_eq!(stored.layers(&rules), full.layers.clone());
+            let candidates = stored.candidates(&roster);
+            prop_assert_eq!(&candidates, &full.candidates);
             for id in roster.iter().map(String::as_str).chain(["ghost"]) {
-                let want = full.verdict_for(id);
-                let got = stored.verdict_for(id, &roster);
-                match (&want, &got) {
-                    (RepVerdict::Outranked { candidate, winner }, RepVerdict::OutrankedUnlisted { below_rank, winner: w }) => {
-                        prop_assert!(candidate.rank > *below_rank);
-                        prop_assert_eq!(winner, w);
-                    }
-                    _ => prop_assert_eq!(want, got),
-                }
+                prop_assert_eq!(full.verdict_for(id), stored.verdict_for(id, &roster, &candidates));
             }
         }
     }
@@ -286,12 +380,12 @@ mod tests {
         let reps: Vec<RepSnapshot> = (0..1000)
             .map(|i| rep(i, (i % 6) as u32, i % 25 != 0, ["浙江", "江苏"][i % 2]))
             .collect();
-        let ids: Vec<&str> = reps.iter().map(|r| r.id.as_str()).collect();
-        let stored = assign_stored(&lead("L"), &reps, &rules(), NOW, &roster_id(&ids));
-        let full = assign(&lead("L"), &reps, &rules(), NOW);
+        let rules = rules();
+        let stored = assign_stored(&lead("L"), &reps, &rules, NOW, &Batch::new(&reps, &rules));
+        let full = assign(&lead("L"), &reps, &rules, NOW);
         let stored_len = serde_json::to_string(&stored).unwrap().len();
         let full_len = serde_json::to_string(&full).unwrap().len();
-        assert!(stored.candidates_total > STORED_CANDIDATES);
+        assert_eq!(stored.candidates.len(), full.candidates.len());
         assert!(
             stored_len * 4 < full_len,
             "stored {stored_len} bytes vs full {full_len}"

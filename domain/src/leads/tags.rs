@@ -129,15 +129,26 @@ impl Region {
     /// Whether a rep covering `area` (a province or a city, as written on a rep profile) covers
     /// this region.
     pub fn covered_by(&self, area: &str) -> bool {
-        let area = place_key(area);
-        !area.is_empty() && (area == self.province || area == self.city)
+        // Called for every rep at every layer that looks at regions: no allocation when the
+        // profile's name has no spaces (the usual case).
+        let area = place_key_cow(area);
+        !area.is_empty() && (*area == *self.province || *area == *self.city)
     }
 }
 
 /// A place name without its administrative suffix or spaces: `浙江省` → `浙江`, `杭州市` → `杭州`,
 /// `广西壮族自治区` → `广西`. Rules and rep profiles compare these keys.
 pub fn place_key(raw: &str) -> String {
-    let s: String = raw.chars().filter(|c| !c.is_whitespace()).collect();
+    place_key_cow(raw).into_owned()
+}
+
+fn place_key_cow(raw: &str) -> std::borrow::Cow<'_, str> {
+    use std::borrow::Cow;
+    let s: Cow<'_, str> = if raw.chars().any(char::is_whitespace) {
+        Cow::Owned(raw.chars().filter(|c| !c.is_whitespace()).collect())
+    } else {
+        Cow::Borrowed(raw)
+    };
     for suffix in [
         "壮族自治区",
         "回族自治区",
@@ -150,7 +161,10 @@ pub fn place_key(raw: &str) -> String {
         if let Some(stripped) = s.strip_suffix(suffix)
             && !stripped.is_empty()
         {
-            return stripped.to_owned();
+            return match s {
+                Cow::Borrowed(b) => Cow::Borrowed(&b[..stripped.len()]),
+                Cow::Owned(ref o) => Cow::Owned(o[..stripped.len()].to_owned()),
+            };
         }
     }
     s

@@ -21,7 +21,7 @@ use crate::services::notify::{self, Notice};
 use anyhow::Context;
 use fieldproof_domain::leads::ResponseSpeed;
 use fieldproof_domain::leads::assign::{Lead, Outcome};
-use fieldproof_domain::leads::record::{assign_stored, roster_id};
+use fieldproof_domain::leads::record::{Batch, assign_stored};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait,
@@ -119,14 +119,14 @@ pub async fn decide_batch(
     let mut reps = repo::rep_roster(db, org_id).await?;
     let rep_ids: Vec<String> = reps.iter().map(|r| r.id.clone()).collect();
     let id_refs: Vec<&str> = rep_ids.iter().map(String::as_str).collect();
-    let roster = roster_id(&id_refs);
+    let batch = Batch::new(&reps, &rules);
     let rep_index: HashMap<&str, usize> =
         id_refs.iter().enumerate().map(|(i, id)| (*id, i)).collect();
 
     let txn = db.begin().await?;
     repo::take_turn(&txn, org_id).await?;
     let now = db::now();
-    repo::save_roster(&txn, org_id, &roster, &id_refs, now).await?;
+    repo::save_roster(&txn, org_id, &batch.roster, &id_refs, now).await?;
 
     // Rows stored earlier may have been decided meanwhile: re-read them inside the turn.
     let mut done: Vec<Option<Done>> = Vec::with_capacity(items.len());
@@ -249,7 +249,7 @@ pub async fn decide_batch(
                 &reps,
                 &rules,
                 now,
-                &roster,
+                &batch,
             );
             match &decision.outcome {
                 Outcome::Assigned {
@@ -337,14 +337,14 @@ pub async fn decide_batch(
     repo::insert_decisions(
         &txn,
         decisions
-            .iter()
+            .iter_mut()
             .map(|(lead_id, kind, version, rep, record)| repo::NewDecision {
                 org_id,
                 lead_id,
                 kind,
                 rule_set_version: *version,
                 rep_id: rep.as_deref(),
-                record: record.clone(),
+                record: std::mem::take(record),
                 at: now,
             })
             .collect(),
@@ -509,7 +509,11 @@ async fn run_batch(db: &DatabaseConnection, org_id: String, jobs: Vec<Job>) {
         replies.push(job.reply);
     }
     let rows: Vec<lead::Model> = prepared.iter().map(|p| p.row.clone()).collect();
-    match decide_batch(db, &org_id, prepared).await {
+    let started = std::time::Instant::now();
+    let result = decide_batch(db, &org_id, prepared).await;
+    metrics::histogram!("fieldproof_lead_batch_size").record(rows.len() as f64);
+    metrics::histogram!("fieldproof_lead_batch_seconds").record(started.elapsed().as_secs_f64());
+    match result {
         Ok(done) => {
             for (d, reply) in done.into_iter().zip(replies) {
                 // The requester may have gone (client timeout): the lead is stored regardless.

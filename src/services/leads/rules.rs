@@ -32,6 +32,21 @@ pub async fn active<C: ConnectionTrait>(db: &C, org_id: &str) -> anyhow::Result<
     Ok((row.version, rules))
 }
 
+/// The rule set of `version` (0: the built-in one), to name the layers of an old decision.
+pub async fn of_version<C: ConnectionTrait>(
+    db: &C,
+    org_id: &str,
+    version: i32,
+) -> anyhow::Result<Option<RuleSet>> {
+    if version == 0 {
+        return Ok(Some(RuleSet::everyone()));
+    }
+    repo::rules_version(db, org_id, version)
+        .await?
+        .map(|row| serde_json::from_value(row.rules).context("lead_rule_sets.rules"))
+        .transpose()
+}
+
 /// Validate a draft against the org's teams.
 pub async fn validate<C: ConnectionTrait>(
     db: &C,
