@@ -748,6 +748,40 @@ fn verification_time(bytes: &[u8], runs: usize) -> (Duration, Option<Duration>) 
     (times[times.len() / 2], cpu)
 }
 
+/// `evidence::verify` alone at the server's parallelism: `threads` threads verify `photos` (the
+/// uploads of the run, in order) with nothing else running in this process. Returns photos/s and
+/// the process CPU per photo. This is the ceiling the server's throughput is compared with: the
+/// same photos, the same cores, no HTTP, database or storage.
+fn verification_throughput(photos: &[bytes::Bytes], threads: usize) -> (f64, Option<Duration>) {
+    let ctx = VerifyContext {
+        site: Some(SitePoint::new(SITE.0, SITE.1, Crs::Wgs84, 300.0).expect("site")),
+        ..VerifyContext::default()
+    };
+    let now = OffsetDateTime::now_utc();
+    std::hint::black_box(verify(&photos[0], None, &ctx, now));
+    let next = AtomicUsize::new(0);
+    let cpu0 = cpu_secs(std::process::id());
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..threads.max(1) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(photo) = photos.get(i) else {
+                        break;
+                    };
+                    std::hint::black_box(verify(std::hint::black_box(photo), None, &ctx, now));
+                }
+            });
+        }
+    });
+    let wall = started.elapsed().as_secs_f64();
+    let cpu = cpu_secs(std::process::id())
+        .zip(cpu0)
+        .map(|(b, a)| Duration::from_secs_f64((b - a) / photos.len() as f64));
+    (photos.len() as f64 / wall, cpu)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Uploads
 
@@ -997,6 +1031,30 @@ async fn bench_uploads(cfg: &Config, name: &str, backend: Backend, store: Store)
             server_cpu / n / c.as_secs_f64()
         );
     }
+    // The same uploads verified on `cores` threads at once: what the cores deliver for
+    // verification alone when they all decode (the single-thread figure above assumes they
+    // scale linearly).
+    let photos = measured.clone();
+    let threads = cores();
+    let (alone, alone_cpu) =
+        tokio::task::spawn_blocking(move || verification_throughput(&photos, threads))
+            .await
+            .expect("verification");
+    println!(
+        "evidence::verify alone on the run's {} photos, {threads} threads: {:.1} photos/s, {} CPU per photo → server throughput ÷ verification alone = {:.2} (≥ 0.8: HTTP + DB + storage cost at most a fifth of the throughput){}",
+        measured.len(),
+        alone,
+        alone_cpu
+            .map(|c| format!("{:.1} ms", ms(c)))
+            .unwrap_or_else(|| "?".into()),
+        run.rate() / alone,
+        alone_cpu
+            .map(|c| format!(
+                "; server CPU per photo ÷ this = {:.2}",
+                server_cpu / n / c.as_secs_f64()
+            ))
+            .unwrap_or_default()
+    );
 }
 
 /// 64 concurrent ≈10 MB uploads to a fresh server: its peak RSS.

@@ -181,6 +181,15 @@ impl BlobStore for FsStore {
                 return existing_blob(&target);
             }
             let staging = StagingFile(staging);
+            // The received file is usually on the same file system (the data folder): link it
+            // instead of copying it, and fsync it where it is. Its writer is done with it, and
+            // removing the temp name later leaves the blob.
+            if fs::hard_link(&source, &staging.0).is_ok() {
+                File::open(&staging.0)
+                    .and_then(|f| f.sync_all())
+                    .map_err(|e| io_error(format!("syncing {}", staging.0.display()), e))?;
+                return publish(&root, &staging, &target);
+            }
             stage(&staging, |file| {
                 // std::io::copy between files uses copy_file_range on Linux: no user-space buffer
                 // for the whole file, and a reflink where the file system offers one.

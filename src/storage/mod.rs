@@ -97,7 +97,8 @@ impl StoreError {
 #[async_trait]
 pub trait BlobStore: Send + Sync + 'static {
     /// Store a finished file under `key` without reading it into memory. The file at `path` is
-    /// left in place; the caller removes its own temp file.
+    /// left in place; the caller removes its own temp file and must not write to it again (the
+    /// folder store links it instead of copying it when it can).
     async fn put_file(
         &self,
         key: &BlobKey,

@@ -232,7 +232,12 @@ async fn analyse(
     // Hashed while it streamed in (receive): no second pass over the bytes.
     let known: Option<ContentHash> = upload.file.sha256_hex.parse().ok();
     tokio::task::spawn_blocking(move || -> std::io::Result<_> {
-        let bytes = std::fs::read(&path)?;
+        let file = std::fs::File::open(&path)?;
+        // SAFETY: the temp file is this request's own (created by `receive`, never written
+        // again, removed only when the upload is dropped after this task), so the mapping
+        // cannot change under the decoder. Mapping instead of reading saves a copy of the whole
+        // photo into a fresh buffer (and its page faults) per upload.
+        let bytes = unsafe { memmap2::MmapOptions::new().populate().map(&file)? };
         let facts = match known {
             Some(sha) => extract_facts_hashed(&bytes, sha),
             None => extract_facts(&bytes),
