@@ -64,6 +64,15 @@ pub async fn prepare<C: ConnectionTrait>(
     })
 }
 
+/// A decision waiting to be written with the batch.
+struct Decided {
+    lead_id: String,
+    kind: &'static str,
+    version: Option<i32>,
+    rep_id: Option<String>,
+    record: serde_json::Value,
+}
+
 /// What a batch did with one lead.
 #[derive(Debug, Clone)]
 pub struct Done {
@@ -177,13 +186,7 @@ pub async fn decide_batch(
     let mut active_owners = repo::active_among(&txn, org_id, &maybe_owners).await?;
 
     let mut new_rows = Vec::new();
-    let mut decisions: Vec<(
-        String,
-        &'static str,
-        Option<i32>,
-        Option<String>,
-        serde_json::Value,
-    )> = Vec::new();
+    let mut decisions: Vec<Decided> = Vec::new();
     let mut notices: Vec<Notice> = Vec::new();
     let mut touched: Vec<String> = Vec::new();
     let mut managers: Option<Vec<String>> = None;
@@ -232,13 +235,13 @@ pub async fn decide_batch(
             }
             let history = customer_history(&txn, row.customer_id.as_deref()).await?;
             notices.push(assigned_notice(&row, &owner.owner_id, history, ends, true));
-            decisions.push((
-                row.id.clone(),
+            decisions.push(Decided {
+                lead_id: row.id.clone(),
                 kind,
-                None,
-                Some(owner.owner_id.clone()),
-                json!({"inputs": {"lead": tags}, "existing_owner": owner.matched, "protection_hours": hours, "protection_ends_at": ends}),
-            ));
+                version: None,
+                rep_id: Some(owner.owner_id.clone()),
+                record: json!({"inputs": {"lead": tags}, "existing_owner": owner.matched, "protection_hours": hours, "protection_ends_at": ends}),
+            });
             stats.0 += 1;
         } else {
             let decision = assign_stored(
@@ -301,13 +304,13 @@ pub async fn decide_batch(
                     stats.2 += 1;
                 }
             }
-            decisions.push((
-                row.id.clone(),
+            decisions.push(Decided {
+                lead_id: row.id.clone(),
                 kind,
-                Some(version),
-                decision.rep_id().map(str::to_owned),
-                json!({"inputs": {"lead": tags, "reps_considered": reps.len()}, "decision": decision}),
-            ));
+                version: Some(version),
+                rep_id: decision.rep_id().map(str::to_owned),
+                record: json!({"inputs": {"lead": tags, "reps_considered": reps.len()}, "decision": decision}),
+            });
         }
         // Later leads of the same customer in this batch go to the same owner.
         if let Some(owner) = &row.owner_id {
@@ -338,13 +341,13 @@ pub async fn decide_batch(
         &txn,
         decisions
             .iter_mut()
-            .map(|(lead_id, kind, version, rep, record)| repo::NewDecision {
+            .map(|d| repo::NewDecision {
                 org_id,
-                lead_id,
-                kind,
-                rule_set_version: *version,
-                rep_id: rep.as_deref(),
-                record: std::mem::take(record),
+                lead_id: &d.lead_id,
+                kind: d.kind,
+                rule_set_version: d.version,
+                rep_id: d.rep_id.as_deref(),
+                record: std::mem::take(&mut d.record),
                 at: now,
             })
             .collect(),
