@@ -1152,6 +1152,9 @@ async fn seed_deals(db: &DatabaseConnection, org: &Org, count: usize) -> Vec<See
             id: Set(cid.clone()),
             org_id: Set(org.id.clone()),
             name: Set(format!("客户 {c}")),
+            company_key: Set(Some(fieldproof_domain::leads::company_key(&format!(
+                "客户 {c}"
+            )))),
             industry: Set("manufacturing".into()),
             annual_purchase_fen: Set(80_000_000),
             tags: Set(json!([])),
@@ -1179,6 +1182,7 @@ async fn seed_deals(db: &DatabaseConnection, org: &Org, count: usize) -> Vec<See
             title: Set("总经理".into()),
             seniority: Set("executive".into()),
             phone: Set(None),
+            phone_key: Set(None),
             created_at: Set(at),
         });
         cust.push((cid, sid, kid, owner));

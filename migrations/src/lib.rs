@@ -13,6 +13,7 @@ mod m20261126_000007_quotes;
 mod m20261126_000008_leads;
 mod m20261126_000009_console;
 mod m20261126_000010_lead_rosters;
+mod m20261126_000011_dedup_keys;
 mod util;
 
 pub struct Migrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000008_leads::Migration),
             Box::new(m20261126_000009_console::Migration),
             Box::new(m20261126_000010_lead_rosters::Migration),
+            Box::new(m20261126_000011_dedup_keys::Migration),
         ]
     }
 }

@@ -93,10 +93,12 @@ pub async fn create<C: ConnectionTrait>(
     new: NewCustomer,
 ) -> Result<customer::Model, DbErr> {
     let now = super::now();
+    let name = new.name.into_string();
     customer::ActiveModel {
         id: Set(super::new_id()),
         org_id: Set(new.org_id),
-        name: Set(new.name.into_string()),
+        company_key: Set(Some(fieldproof_domain::leads::company_key(&name))),
+        name: Set(name),
         industry: Set(new.industry),
         annual_purchase_fen: Set(new.annual_purchase.get()),
         tags: Set(serde_json::json!(new.tags)),
@@ -127,7 +129,9 @@ pub async fn update<C: ConnectionTrait>(
 ) -> Result<customer::Model, DbErr> {
     let mut active: customer::ActiveModel = row.into();
     if let Some(name) = changes.name {
-        active.name = Set(name.into_string());
+        let name = name.into_string();
+        active.company_key = Set(Some(fieldproof_domain::leads::company_key(&name)));
+        active.name = Set(name);
     }
     if let Some(industry) = changes.industry {
         active.industry = Set(industry);
@@ -196,6 +200,10 @@ pub async fn create_contact<C: ConnectionTrait>(
         name: Set(new.name.into_string()),
         title: Set(new.title),
         seniority: Set(new.seniority.as_str().to_owned()),
+        phone_key: Set(new
+            .phone
+            .as_deref()
+            .and_then(fieldproof_domain::leads::phone_key)),
         phone: Set(new.phone),
         created_at: Set(super::now()),
     }

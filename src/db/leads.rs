@@ -899,49 +899,72 @@ pub async fn managers_of_org<C: ConnectionTrait>(
         .await
 }
 
-/// Customers of the org whose name contains `fragment`: a cheap pre-filter before comparing
-/// normalised company keys in memory.
-pub async fn customers_named_like<C: ConnectionTrait>(
+/// Customers of the org with any of the company keys (`customers_company_key_idx`).
+pub async fn customers_with_keys<C: ConnectionTrait>(
     db: &C,
     org_id: &str,
-    fragment: &str,
+    keys: &[&str],
 ) -> Result<Vec<super::entities::customer::Model>, DbErr> {
     use super::entities::customer;
-    let escaped = fragment
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_");
-    customer::Entity::find()
-        .filter(customer::Column::OrgId.eq(org_id))
-        .filter(customer::Column::Name.like(format!("%{escaped}%")))
-        .limit(200)
-        .all(db)
-        .await
+    let mut out = Vec::new();
+    for chunk in keys.chunks(500) {
+        out.extend(
+            customer::Entity::find()
+                .filter(customer::Column::OrgId.eq(org_id))
+                .filter(customer::Column::CompanyKey.is_in(chunk.iter().copied()))
+                .all(db)
+                .await?,
+        );
+    }
+    Ok(out)
 }
 
-/// Contacts (with their customer) of the org whose phone ends with `suffix` digits, for phone
-/// dedup (stored phones keep their original formatting).
-pub async fn contacts_with_phone_ending<C: ConnectionTrait>(
+/// `(phone key, customer id)` of the org's contacts with any of the phone keys
+/// (`contacts_phone_key_idx`).
+pub async fn contacts_with_phone_keys<C: ConnectionTrait>(
     db: &C,
     org_id: &str,
-    suffix: &str,
+    keys: &[&str],
 ) -> Result<Vec<(Option<String>, String)>, DbErr> {
     use super::entities::{contact, customer};
-    let in_org = sea_orm::sea_query::Query::select()
-        .column(customer::Column::Id)
-        .from(customer::Entity)
-        .and_where(customer::Column::OrgId.eq(org_id))
-        .to_owned();
-    contact::Entity::find()
-        .select_only()
-        .column(contact::Column::Phone)
-        .column(contact::Column::CustomerId)
-        .filter(contact::Column::CustomerId.in_subquery(in_org))
-        .filter(contact::Column::Phone.like(format!("%{suffix}")))
-        .limit(200)
-        .into_tuple()
-        .all(db)
-        .await
+    let mut out = Vec::new();
+    for chunk in keys.chunks(500) {
+        let in_org = sea_orm::sea_query::Query::select()
+            .column(customer::Column::Id)
+            .from(customer::Entity)
+            .and_where(customer::Column::OrgId.eq(org_id))
+            .to_owned();
+        out.extend(
+            contact::Entity::find()
+                .select_only()
+                .column(contact::Column::PhoneKey)
+                .column(contact::Column::CustomerId)
+                .filter(contact::Column::PhoneKey.is_in(chunk.iter().copied()))
+                .filter(contact::Column::CustomerId.in_subquery(in_org))
+                .into_tuple::<(Option<String>, String)>()
+                .all(db)
+                .await?,
+        );
+    }
+    Ok(out)
+}
+
+/// Customers by id.
+pub async fn customers_by_id<C: ConnectionTrait>(
+    db: &C,
+    ids: &[&str],
+) -> Result<Vec<super::entities::customer::Model>, DbErr> {
+    use super::entities::customer;
+    let mut out = Vec::new();
+    for chunk in ids.chunks(500) {
+        out.extend(
+            customer::Entity::find()
+                .filter(customer::Column::Id.is_in(chunk.iter().copied()))
+                .all(db)
+                .await?,
+        );
+    }
+    Ok(out)
 }
 
 pub async fn customer<C: ConnectionTrait>(

@@ -237,7 +237,6 @@ async fn capture(
     let draft = lead.into_raw().parse(channel).map_err(invalid_lead)?;
     service::intake(
         &state.lead_dispatcher,
-        &state.db,
         &source.org_id,
         draft,
         Origin {

@@ -218,7 +218,6 @@ async fn create_lead(
         .map_err(invalid_lead)?;
     let row = service::intake(
         &state.lead_dispatcher,
-        &state.db,
         &caller.org_id,
         draft,
         Origin::default(),

@@ -1022,7 +1022,7 @@ async fn turns(app: &TestApp) -> i64 {
 
 #[tokio::test]
 async fn a_batch_of_intakes_takes_one_turn_fills_reps_in_order_and_keeps_one_owner_per_customer() {
-    use leads::dispatch::{decide_batch, prepare};
+    use leads::dispatch::{Prepared, decide_batch};
     let app = spawn_app_with(|s| s.jobs = false).await;
     profile(&app, "rep_a", 1, &["浙江"], true).await;
     profile(&app, "rep_b", 1, &["浙江"], true).await;
@@ -1038,7 +1038,7 @@ async fn a_batch_of_intakes_takes_one_turn_fills_reps_in_order_and_keeps_one_own
         "杭州丁机械有限公司",
     ] {
         let row = leads::new_lead(&app.org_id, draft(company), &leads::Origin::default(), now);
-        batch.push(prepare(&app.db, row, true).await.unwrap());
+        batch.push(Prepared::new(row));
     }
     let done = decide_batch(&app.db, &app.org_id, batch).await.unwrap();
 
@@ -1212,4 +1212,69 @@ async fn every_rep_of_a_large_team_is_explained_from_a_compact_record() {
         "the reps with a profile: {record}"
     );
     assert!(!record.to_string().contains(&ids[27]), "{record}");
+}
+
+#[tokio::test]
+async fn the_dedup_key_migration_fills_in_customers_and_contacts_stored_before_it() {
+    use fieldproof::db::entities::{contact, customer};
+    use fieldproof_migrations::{Migrator, MigratorTrait};
+    use sea_orm::{ConnectionTrait, EntityTrait};
+    let app = spawn_app_with(|s| s.jobs = false).await;
+    three_reps(&app).await;
+    let customer_id = app
+        .customer_of("rep_south", "杭州丙机械（中国）有限公司")
+        .await;
+    let south = app.token("manager_south").await;
+    let added = app
+        .post(
+            &format!("/api/v1/customers/{customer_id}/contacts"),
+            &south,
+            &json!({"name": "赵总", "title": "总经理", "seniority": "executive", "phone": "+86 137-0000-2222"}),
+        )
+        .await;
+    assert_eq!(added.status(), 201);
+    // As rows written before the keys existed: roll the migration back and forward again.
+    Migrator::down(&app.db, Some(1)).await.unwrap();
+    let columns = app
+        .db
+        .query_all_raw(sea_orm::Statement::from_string(
+            app.db.get_database_backend(),
+            "SELECT * FROM customers",
+        ))
+        .await
+        .unwrap();
+    assert!(
+        columns[0].try_get::<String>("", "company_key").is_err(),
+        "the column is gone after down"
+    );
+    Migrator::up(&app.db, None).await.unwrap();
+    let c = customer::Entity::find_by_id(customer_id.clone())
+        .one(&app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.company_key.as_deref(), Some("杭州丙机械"));
+    let phones: Vec<Option<String>> = contact::Entity::find()
+        .all(&app.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|k| k.customer_id == customer_id)
+        .map(|k| k.phone_key)
+        .collect();
+    assert_eq!(phones, [Some("13700002222".to_owned())]);
+    // And intake finds the customer by either key.
+    let manager = app.token("admin").await;
+    let mut body = lead_body("杭州丙机械有限公司");
+    let lead = create_lead(&app, &manager, &body).await;
+    assert_eq!(lead["owner_id"], app.users["rep_south"].as_str(), "{lead}");
+    assert_eq!(lead["customer_id"], customer_id.as_str());
+    body["company"] = json!("另一个名字有限公司");
+    body["phone"] = json!("137 0000 2222");
+    let by_phone = create_lead(&app, &manager, &body).await;
+    assert_eq!(
+        by_phone["owner_id"],
+        app.users["rep_south"].as_str(),
+        "{by_phone}"
+    );
 }

@@ -13,6 +13,8 @@ pub struct Model {
     pub seniority: String,
     pub phone: Option<String>,
     pub created_at: TimeDateTimeWithTimeZone,
+    /// `fieldproof_domain::leads::phone_key` of the phone (lead dedup).
+    pub phone_key: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -16,6 +16,8 @@ pub struct Model {
     pub team_id: Option<String>,
     pub created_at: TimeDateTimeWithTimeZone,
     pub updated_at: TimeDateTimeWithTimeZone,
+    /// `fieldproof_domain::leads::company_key` of the name (lead dedup).
+    pub company_key: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

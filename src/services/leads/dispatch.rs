@@ -14,7 +14,7 @@
 //! [`decide_batch`] for rows already stored, with a compare-and-set per row.
 
 use super::{
-    ExistingOwner, assigned_notice, customer_history, customer_owner, insertable, rules, tags_of,
+    ExistingOwner, assigned_notice, customer_history, customer_owners, insertable, rules, tags_of,
 };
 use crate::db::{self, entities::lead, leads as repo};
 use crate::services::notify::{self, Notice};
@@ -34,34 +34,20 @@ use tokio::sync::{mpsc, oneshot};
 /// Most leads one batch takes (one transaction; its multi-row statements are chunked anyway).
 pub const MAX_BATCH: usize = 256;
 
-/// A lead ready for the org's turn, with what could be looked up before it.
+/// A lead for a batch: new (the batch inserts it, already decided) or waiting in the pool.
 pub struct Prepared {
     pub row: lead::Model,
-    /// Not stored yet: the batch inserts it, already decided.
     pub is_new: bool,
-    /// A customer of the org with this company name or a contact's phone.
-    pub customer: Option<ExistingOwner>,
-    pub response_speed: ResponseSpeed,
 }
 
-/// The reads that do not need the turn (customer dedup, the customer's response speed), done
-/// per request and concurrently, to keep the serialised part short.
-pub async fn prepare<C: ConnectionTrait>(
-    db: &C,
-    row: lead::Model,
-    is_new: bool,
-) -> anyhow::Result<Prepared> {
-    let customer = customer_owner(db, &row).await?;
-    let response_speed = match customer.as_ref().and_then(|e| e.customer_id.as_deref()) {
-        Some(c) => ResponseSpeed::from_activity_times(&repo::customer_activity_times(db, c).await?),
-        None => ResponseSpeed::Unknown,
-    };
-    Ok(Prepared {
-        row,
-        is_new,
-        customer,
-        response_speed,
-    })
+impl Prepared {
+    pub fn new(row: lead::Model) -> Prepared {
+        Prepared { row, is_new: true }
+    }
+
+    pub fn waiting(row: lead::Model) -> Prepared {
+        Prepared { row, is_new: false }
+    }
 }
 
 /// A decision waiting to be written with the batch.
@@ -124,7 +110,20 @@ pub async fn decide_batch(
     if items.is_empty() {
         return Ok(Vec::new());
     }
+    // Reads that need no turn: rules, reps, and the customers these leads belong to (two
+    // indexed queries for the whole batch), with those customers' response speed.
     let (version, rules) = rules::active(db, org_id).await?;
+    let rows: Vec<&lead::Model> = items.iter().map(|p| &p.row).collect();
+    let customers = customer_owners(db, org_id, &rows).await?;
+    let mut speeds: HashMap<String, ResponseSpeed> = HashMap::new();
+    for owner in customers.values() {
+        if let Some(c) = &owner.customer_id
+            && !speeds.contains_key(c)
+        {
+            let times = repo::customer_activity_times(db, c).await?;
+            speeds.insert(c.clone(), ResponseSpeed::from_activity_times(&times));
+        }
+    }
     let mut reps = repo::rep_roster(db, org_id).await?;
     let rep_ids: Vec<String> = reps.iter().map(|r| r.id.clone()).collect();
     let id_refs: Vec<&str> = rep_ids.iter().map(String::as_str).collect();
@@ -177,9 +176,9 @@ pub async fn decide_batch(
         .collect();
     let (mut by_company, mut by_phone) =
         owners_by_key(repo::owned_with_keys(&txn, org_id, &company_keys, &phone_keys).await?);
-    let maybe_owners: Vec<&str> = live
-        .iter()
-        .filter_map(|(_, p)| p.customer.as_ref().map(|c| c.owner_id.as_str()))
+    let maybe_owners: Vec<&str> = customers
+        .values()
+        .map(|c| c.owner_id.as_str())
         .chain(by_company.values().map(|o| o.owner_id.as_str()))
         .chain(by_phone.values().map(|o| o.owner_id.as_str()))
         .collect();
@@ -193,11 +192,17 @@ pub async fn decide_batch(
     let mut stats = (0u64, 0u64, 0u64);
     for (position, item) in live {
         let mut row = item.row;
+        let customer = customers.get(&row.id).cloned();
+        let speed = customer
+            .as_ref()
+            .and_then(|c| c.customer_id.as_ref())
+            .and_then(|c| speeds.get(c))
+            .copied()
+            .unwrap_or(ResponseSpeed::Unknown);
         let mut tags = tags_of(&row)?;
-        tags.response_speed = item.response_speed;
-        row.response_speed = item.response_speed.as_str().to_owned();
-        let existing = item
-            .customer
+        tags.response_speed = speed;
+        row.response_speed = speed.as_str().to_owned();
+        let existing = customer
             .filter(|o| active_owners.contains(&o.owner_id))
             .or_else(|| {
                 by_company

@@ -95,14 +95,12 @@ pub fn insertable(row: lead::Model) -> lead::ActiveModel {
 /// the lead is stored alone and the background job assigns it later: nothing received is lost.
 pub async fn intake(
     dispatcher: &dispatch::Dispatcher,
-    db: &DatabaseConnection,
     org_id: &str,
     draft: LeadDraft,
     origin: Origin,
 ) -> anyhow::Result<lead::Model> {
     let row = new_lead(org_id, draft, &origin, db::now());
-    let prepared = dispatch::prepare(db, row, true).await?;
-    dispatcher.submit(prepared).await
+    dispatcher.submit(dispatch::Prepared::new(row)).await
 }
 
 /// The lead's tags as rules see them.
@@ -134,52 +132,74 @@ pub struct ExistingOwner {
     pub matched: serde_json::Value,
 }
 
-/// Dedup at intake against the org's customers (company key or a contact's phone). Owned leads
-/// are matched inside the org's turn (`dispatch`), where a lead another process just assigned is
-/// visible.
-pub async fn customer_owner<C: ConnectionTrait>(
+/// Dedup at intake against the org's customers, for a batch of leads: the customer with the
+/// same company key, else one with a contact of the same phone key. Two indexed queries (and
+/// one for the customers found by phone) whatever the batch size. Owned leads are matched
+/// inside the org's turn (`dispatch`), where a lead another process just assigned is visible.
+pub async fn customer_owners<C: ConnectionTrait>(
     db: &C,
-    row: &lead::Model,
-) -> anyhow::Result<Option<ExistingOwner>> {
-    // Pre-filter by a fragment of the key, then compare keys exactly in memory.
-    let fragment: String = row.company_key.chars().take(4).collect();
-    if !fragment.is_empty() {
-        for c in repo::customers_named_like(db, &row.org_id, &fragment).await? {
-            if company_key(&c.name) == row.company_key {
-                return Ok(Some(ExistingOwner {
-                    owner_id: c.owner_id.clone(),
-                    team_id: c.team_id.clone(),
-                    customer_id: Some(c.id.clone()),
-                    matched: json!({"kind": "customer", "id": c.id, "by": "company"}),
-                }));
+    org_id: &str,
+    rows: &[&lead::Model],
+) -> anyhow::Result<std::collections::HashMap<String, ExistingOwner>> {
+    use std::collections::HashMap;
+    let company_keys: Vec<&str> = rows
+        .iter()
+        .map(|r| r.company_key.as_str())
+        .filter(|k| !k.is_empty())
+        .collect();
+    let phone_keys: Vec<&str> = rows.iter().filter_map(|r| r.phone_key.as_deref()).collect();
+    let mut by_company: HashMap<String, db::entities::customer::Model> = HashMap::new();
+    for c in repo::customers_with_keys(db, org_id, &company_keys).await? {
+        if let Some(key) = c.company_key.clone() {
+            // The oldest customer of a name wins, whatever order the database returned.
+            match by_company.get(&key) {
+                Some(have) if (have.created_at, &have.id) <= (c.created_at, &c.id) => {}
+                _ => {
+                    by_company.insert(key, c);
+                }
             }
         }
     }
-    if let Some(phone) = &row.phone_key {
-        let suffix: String = phone
-            .chars()
-            .rev()
-            .take(4)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
-        for (stored, customer_id) in
-            repo::contacts_with_phone_ending(db, &row.org_id, &suffix).await?
-        {
-            if stored.as_deref().and_then(phone_key).as_deref() == Some(phone.as_str())
-                && let Some(c) = repo::customer(db, &customer_id).await?
-            {
-                return Ok(Some(ExistingOwner {
-                    owner_id: c.owner_id.clone(),
-                    team_id: c.team_id.clone(),
-                    customer_id: Some(c.id.clone()),
-                    matched: json!({"kind": "customer", "id": c.id, "by": "phone"}),
-                }));
+    let mut phone_customer: HashMap<String, String> = HashMap::new();
+    if !phone_keys.is_empty() {
+        let mut pairs = repo::contacts_with_phone_keys(db, org_id, &phone_keys).await?;
+        pairs.sort();
+        for (key, customer) in pairs {
+            if let Some(key) = key {
+                phone_customer.entry(key).or_insert(customer);
             }
         }
     }
-    Ok(None)
+    let ids: Vec<&str> = phone_customer.values().map(String::as_str).collect();
+    let by_id: HashMap<String, db::entities::customer::Model> = repo::customers_by_id(db, &ids)
+        .await?
+        .into_iter()
+        .map(|c| (c.id.clone(), c))
+        .collect();
+    let mut out = HashMap::new();
+    for row in rows {
+        let owner = match by_company.get(&row.company_key) {
+            Some(c) => Some((c, "company")),
+            None => row
+                .phone_key
+                .as_ref()
+                .and_then(|p| phone_customer.get(p))
+                .and_then(|id| by_id.get(id))
+                .map(|c| (c, "phone")),
+        };
+        if let Some((c, by)) = owner {
+            out.insert(
+                row.id.clone(),
+                ExistingOwner {
+                    owner_id: c.owner_id.clone(),
+                    team_id: c.team_id.clone(),
+                    customer_id: Some(c.id.clone()),
+                    matched: json!({"kind": "customer", "id": c.id, "by": by}),
+                },
+            );
+        }
+    }
+    Ok(out)
 }
 
 /// Tell the new owner, with a background summary of the customer so the first call is informed.
@@ -269,7 +289,7 @@ pub async fn assign_pending(db: &DatabaseConnection, batch: u64) -> anyhow::Resu
             let mut items = Vec::new();
             for id in ids {
                 if let Some(row) = repo::find(db, &id).await? {
-                    items.push(dispatch::prepare(db, row, false).await?);
+                    items.push(dispatch::Prepared::waiting(row));
                 }
             }
             progressed += dispatch::decide_batch(db, &org_id, items)
