@@ -51,6 +51,10 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<DatabaseConnection> 
         // batch re-read those pages from the OS (a third of the SQLite thread in a profile).
         options.map_sqlx_sqlite_opts(|o| o.pragma("cache_size", "-16384"));
     }
+    // A pooled connection is pinged only after sitting idle for 30 s (dropped by the server or a
+    // firewall, the usual failure), not on every checkout: the default ping doubled the round
+    // trips of every short query (a lead intake burst on PostgreSQL spent most of its time so).
+    options.test_before_acquire_if_idle_for(Duration::from_secs(30));
     options
         .max_connections(max_connections)
         .connect_timeout(Duration::from_secs(10))
