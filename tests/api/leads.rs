@@ -1278,3 +1278,45 @@ async fn the_dedup_key_migration_fills_in_customers_and_contacts_stored_before_i
         "{by_phone}"
     );
 }
+
+#[tokio::test]
+async fn an_intake_whose_batch_fails_is_kept_in_the_pool_and_assigned_later() {
+    let app = spawn_app_with(|s| s.jobs = false).await;
+    three_reps(&app).await;
+    // A stored rule set the server cannot read (written behind the validation's back): every
+    // batch of this org fails before deciding anything.
+    fieldproof::db::leads::insert_rules(
+        &app.db,
+        &app.org_id,
+        1,
+        json!({"layers": "not a list"}),
+        &app.users["admin"],
+    )
+    .await
+    .unwrap();
+    let admin = app.token("admin").await;
+    let lead = create_lead(&app, &admin, &lead_body("杭州失败重试机械有限公司")).await;
+    assert_eq!(lead["status"], "pool", "{lead}");
+    assert_eq!(lead["owner_id"], Value::Null);
+    let stored = fieldproof::db::leads::find(&app.db, s(&lead["id"]))
+        .await
+        .unwrap()
+        .expect("the lead was kept");
+    assert!(stored.needs_assignment, "waiting for the scheduler");
+    // Once the rules are readable again, the scheduler's pass assigns it.
+    let manager = app.token("manager_east").await;
+    let saved = app
+        .request(Method::PUT, "/api/v1/lead-rules", Some(&manager))
+        .json(&json!({"layers": [{"name": "everyone", "conditions": []}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(saved.status(), 201);
+    assert_eq!(leads::assign_pending(&app.db, 100).await.unwrap(), 1);
+    let after = fieldproof::db::leads::find(&app.db, s(&lead["id"]))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.status, "assigned");
+    assert!(after.owner_id.is_some());
+}

@@ -518,7 +518,13 @@ async fn run_batch(db: &DatabaseConnection, org_id: String, jobs: Vec<Job>) {
     }
     let rows: Vec<lead::Model> = prepared.iter().map(|p| p.row.clone()).collect();
     let started = std::time::Instant::now();
-    let result = decide_batch(db, &org_id, prepared).await;
+    // A panic in one batch must not stop this process's intake: it is caught here and the
+    // batch's leads take the same path as a failed transaction.
+    use futures_util::FutureExt;
+    let result = std::panic::AssertUnwindSafe(decide_batch(db, &org_id, prepared))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("the batch panicked")));
     metrics::histogram!("fieldproof_lead_batch_size").record(rows.len() as f64);
     metrics::histogram!("fieldproof_lead_batch_seconds").record(started.elapsed().as_secs_f64());
     match result {
