@@ -94,12 +94,9 @@ fn owners_by_key(
                 .entry(phone.clone())
                 .or_insert_with(|| existing.clone());
         }
-        // A name that normalises to nothing matches nothing.
-        if !row.company_key.is_empty() {
-            by_company
-                .entry(row.company_key.clone())
-                .or_insert(existing);
-        }
+        by_company
+            .entry(row.company_key.clone())
+            .or_insert(existing);
     }
     (by_company, by_phone)
 }
@@ -172,7 +169,6 @@ pub async fn decide_batch(
     let company_keys: Vec<&str> = live
         .iter()
         .map(|(_, p)| p.row.company_key.as_str())
-        .filter(|k| !k.is_empty())
         .collect();
     let phone_keys: Vec<&str> = live
         .iter()
@@ -335,9 +331,7 @@ pub async fn decide_batch(
                     .entry(phone.clone())
                     .or_insert_with(|| same.clone());
             }
-            if !row.company_key.is_empty() {
-                by_company.entry(row.company_key.clone()).or_insert(same);
-            }
+            by_company.entry(row.company_key.clone()).or_insert(same);
         }
         if item.is_new {
             new_rows.push(insertable(row.clone()));
