@@ -232,7 +232,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             db::migrate_up(&conn).await?;
             crate::demo::seed(&conn).await?;
             crate::demo::print_banner(&settings);
-            let app = Application::build_with_db(settings, conn)?;
+            let app = Application::build_with_db(settings, conn).await?;
             app.run_until_stopped().await?;
             Ok(())
         }

@@ -39,26 +39,28 @@ impl Application {
                 tracing::warn!(store = blobs.kind(), error = %crate::telemetry::cause_chain(&anyhow::Error::from(e)), "blob store not ready")
             }
         }
-        Application::build_with_parts(settings, db, blobs)
+        Application::build_with_parts(settings, db, blobs).await
     }
 
     /// Build on an open connection (the blob store comes from `settings`, not yet checked) and
     /// start the background jobs the settings enable; must be called inside a tokio runtime.
-    pub fn build_with_db(
+    pub async fn build_with_db(
         settings: Settings,
         db: DatabaseConnection,
     ) -> anyhow::Result<Application> {
         let blobs = storage::from_settings(&settings)?;
-        Application::build_with_parts(settings, db, blobs)
+        Application::build_with_parts(settings, db, blobs).await
     }
 
-    pub fn build_with_parts(
+    pub async fn build_with_parts(
         settings: Settings,
         db: DatabaseConnection,
         blobs: Arc<dyn BlobStore>,
     ) -> anyhow::Result<Application> {
         let key = settings.jwt_key()?;
+        let reads = db::connect_reader(&settings, &db).await?;
         let state = AppState {
+            reads,
             lead_dispatcher: crate::services::leads::dispatch::Dispatcher::start(db.clone()),
             db,
             blobs,

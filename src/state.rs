@@ -11,6 +11,9 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct AppState {
     pub db: DatabaseConnection,
+    /// Plain reads outside transactions (`db::connect_reader`): the same pool on PostgreSQL,
+    /// read-only connections beside the single writer on SQLite.
+    pub reads: DatabaseConnection,
     pub blobs: Arc<dyn BlobStore>,
     pub tokens: AccessTokens,
     pub settings: Arc<Settings>,

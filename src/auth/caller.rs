@@ -66,10 +66,10 @@ impl FromRequest for Caller {
             let state =
                 state.ok_or_else(|| ApiError::internal(anyhow::anyhow!("AppState missing")))?;
             let claims = state.tokens.verify(&token)?;
-            let user = db::users::find_active(&state.db, &claims.sub)
+            let user = db::users::find_active(&state.reads, &claims.sub)
                 .await?
                 .ok_or_else(|| ApiError::new(ErrorCode::TokenInvalid))?;
-            if db::sessions::is_revoked(&state.db, &claims.sid).await? {
+            if db::sessions::is_revoked(&state.reads, &claims.sid).await? {
                 return Err(ApiError::new(ErrorCode::TokenInvalid));
             }
             Ok(Caller {

@@ -65,6 +65,31 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<DatabaseConnection> 
         .context("connecting to the database (check FIELDPROOF_DATABASE_URL)")
 }
 
+/// A pool for plain reads outside any transaction (who is calling, a row read back for the
+/// answer). With SQLite the writing pool has one connection (see [`connect`]), so every
+/// request's account check queued behind whatever transaction held it — a batch of lead
+/// assignments, an evidence upload; WAL lets read-only connections run beside the writer and see
+/// every committed write. With PostgreSQL it is the same pool.
+pub async fn connect_reader(
+    settings: &Settings,
+    writer: &DatabaseConnection,
+) -> anyhow::Result<DatabaseConnection> {
+    let url = settings.database_url();
+    if !url.expose_secret().starts_with("sqlite:") {
+        return Ok(writer.clone());
+    }
+    let mut options = ConnectOptions::new(url.expose_secret().to_owned());
+    options.map_sqlx_sqlite_opts(|o| o.read_only(true).pragma("cache_size", "-16384"));
+    options
+        .max_connections(4)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(10))
+        .sqlx_logging(false);
+    Database::connect(options)
+        .await
+        .context("opening read connections to the database")
+}
+
 pub async fn migrate_up(db: &DatabaseConnection) -> anyhow::Result<()> {
     Migrator::up(db, None).await.context("applying migrations")
 }

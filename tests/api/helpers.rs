@@ -186,8 +186,9 @@ async fn spawn_app_full(
     let conn = db::connect(&settings).await.expect("connect");
     db::migrate_up(&conn).await.expect("migrate");
     let (org_id, users, teams) = seed(&conn).await;
-    let app =
-        Application::build_with_parts(settings.clone(), conn.clone(), blobs).expect("build app");
+    let app = Application::build_with_parts(settings.clone(), conn.clone(), blobs)
+        .await
+        .expect("build app");
     let address = format!("http://127.0.0.1:{}", app.port());
     let state = app.state().clone();
     tokio::spawn(app.run_until_stopped());
@@ -218,7 +219,9 @@ impl TestApp {
         let mut settings = self.settings.clone();
         configure(&mut settings);
         let conn = db::connect(&settings).await.expect("peer connect");
-        let app = Application::build_with_db(settings, conn).expect("build peer");
+        let app = Application::build_with_db(settings, conn)
+            .await
+            .expect("build peer");
         let address = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
         PeerApp { address }
