@@ -312,18 +312,7 @@ pub async fn touch_rep_state<C: ConnectionTrait>(
     user_id: &str,
     at: OffsetDateTime,
 ) -> Result<(), DbErr> {
-    lead_rep_state::Entity::insert(lead_rep_state::ActiveModel {
-        user_id: Set(user_id.to_owned()),
-        last_assigned_at: Set(Some(at)),
-    })
-    .on_conflict(
-        OnConflict::column(lead_rep_state::Column::UserId)
-            .update_column(lead_rep_state::Column::LastAssignedAt)
-            .to_owned(),
-    )
-    .exec_without_returning(db)
-    .await
-    .map(|_| ())
+    touch_rep_states(db, &[user_id.to_owned()], at).await
 }
 
 /// Rows per multi-row INSERT: well under SQLite's and PostgreSQL's bind-parameter limits for the
@@ -511,10 +500,7 @@ pub struct NewDecision<'a> {
     pub at: OffsetDateTime,
 }
 
-pub async fn insert_decision<C: ConnectionTrait>(
-    db: &C,
-    d: NewDecision<'_>,
-) -> Result<lead_decision::Model, DbErr> {
+fn decision_row(d: NewDecision<'_>) -> lead_decision::ActiveModel {
     lead_decision::ActiveModel {
         id: Set(super::new_id()),
         org_id: Set(d.org_id.to_owned()),
@@ -525,8 +511,13 @@ pub async fn insert_decision<C: ConnectionTrait>(
         record: Set(d.record),
         decided_at: Set(d.at),
     }
-    .insert(db)
-    .await
+}
+
+pub async fn insert_decision<C: ConnectionTrait>(
+    db: &C,
+    d: NewDecision<'_>,
+) -> Result<lead_decision::Model, DbErr> {
+    decision_row(d).insert(db).await
 }
 
 /// Several decisions in one statement per chunk (a batch of intakes).
@@ -534,19 +525,7 @@ pub async fn insert_decisions<C: ConnectionTrait>(
     db: &C,
     decisions: Vec<NewDecision<'_>>,
 ) -> Result<(), DbErr> {
-    let rows: Vec<lead_decision::ActiveModel> = decisions
-        .into_iter()
-        .map(|d| lead_decision::ActiveModel {
-            id: Set(super::new_id()),
-            org_id: Set(d.org_id.to_owned()),
-            lead_id: Set(d.lead_id.to_owned()),
-            kind: Set(d.kind.to_owned()),
-            rule_set_version: Set(d.rule_set_version),
-            rep_id: Set(d.rep_id.map(str::to_owned)),
-            record: Set(d.record),
-            decided_at: Set(d.at),
-        })
-        .collect();
+    let rows: Vec<lead_decision::ActiveModel> = decisions.into_iter().map(decision_row).collect();
     for chunk in rows.chunks(INSERT_CHUNK) {
         lead_decision::Entity::insert_many(chunk.to_vec())
             .exec_without_returning(db)

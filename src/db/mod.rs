@@ -28,38 +28,45 @@ use secrecy::ExposeSecret;
 use std::time::Duration;
 use time::OffsetDateTime;
 
-/// Open the pool described by the settings (SQLite file by default, PostgreSQL by URL).
-pub async fn connect(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
-    let url = settings.database_url();
-    if url.expose_secret().starts_with("sqlite:") {
-        std::fs::create_dir_all(&settings.data_dir)
-            .with_context(|| format!("creating data folder {}", settings.data_dir.display()))?;
-    }
-    let sqlite = url.expose_secret().starts_with("sqlite:");
-    let mut options = ConnectOptions::new(url.expose_secret().to_owned());
-    // SQLite has one writer; a deferred transaction that reads and then writes can fail with
-    // SQLITE_BUSY when another connection wrote in between. One connection serialises the
-    // embedded default cleanly; PostgreSQL gets a real pool.
-    let max_connections = if sqlite {
-        1
-    } else {
-        settings.database_max_connections
-    };
-    if sqlite {
-        // 16 MiB of page cache instead of SQLite's 2 MiB: the lead turn reads rep loads and
-        // dedup keys from indexes of tables with a million rows; with the default cache every
-        // batch re-read those pages from the OS (a third of the SQLite thread in a profile).
-        options.map_sqlx_sqlite_opts(|o| o.pragma("cache_size", "-16384"));
-    }
-    // A pooled connection is pinged only after sitting idle for 30 s (dropped by the server or a
-    // firewall, the usual failure), not on every checkout: the default ping doubled the round
-    // trips of every short query (a lead intake burst on PostgreSQL spent most of its time so).
+/// The options both pools share: timeouts, no statement logging, and a ping of a pooled
+/// connection only after it sat idle for 30 s (dropped by the server or a firewall, the usual
+/// failure), not on every checkout: the default ping doubled the round trips of every short query
+/// (a lead intake burst on PostgreSQL spent most of its time so).
+fn pool_options(url: &str, max_connections: u32) -> ConnectOptions {
+    let mut options = ConnectOptions::new(url.to_owned());
     options.test_before_acquire_if_idle_for(Duration::from_secs(30));
     options
         .max_connections(max_connections)
         .connect_timeout(Duration::from_secs(10))
         .acquire_timeout(Duration::from_secs(10))
         .sqlx_logging(false);
+    options
+}
+
+/// 16 MiB of SQLite page cache instead of the default 2 MiB: the lead turn reads rep loads and
+/// dedup keys from indexes of tables with a million rows; with the default cache every batch
+/// re-read those pages from the OS (a third of the SQLite thread in a profile).
+const SQLITE_CACHE_KIB: &str = "-16384";
+
+/// Open the pool described by the settings (SQLite file by default, PostgreSQL by URL).
+pub async fn connect(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
+    let url = settings.database_url();
+    let sqlite = url.expose_secret().starts_with("sqlite:");
+    if sqlite {
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("creating data folder {}", settings.data_dir.display()))?;
+    }
+    // SQLite has one writer; a deferred transaction that reads and then writes can fail with
+    // SQLITE_BUSY when another connection wrote in between. One connection serialises the
+    // embedded default cleanly (plain reads go to `connect_reader`); PostgreSQL gets a real pool.
+    let mut options = if sqlite {
+        pool_options(url.expose_secret(), 1)
+    } else {
+        pool_options(url.expose_secret(), settings.database_max_connections)
+    };
+    if sqlite {
+        options.map_sqlx_sqlite_opts(|o| o.pragma("cache_size", SQLITE_CACHE_KIB));
+    }
     Database::connect(options)
         .await
         .context("connecting to the database (check FIELDPROOF_DATABASE_URL)")
@@ -78,13 +85,8 @@ pub async fn connect_reader(
     if !url.expose_secret().starts_with("sqlite:") {
         return Ok(writer.clone());
     }
-    let mut options = ConnectOptions::new(url.expose_secret().to_owned());
-    options.map_sqlx_sqlite_opts(|o| o.read_only(true).pragma("cache_size", "-16384"));
-    options
-        .max_connections(4)
-        .connect_timeout(Duration::from_secs(10))
-        .acquire_timeout(Duration::from_secs(10))
-        .sqlx_logging(false);
+    let mut options = pool_options(url.expose_secret(), 4);
+    options.map_sqlx_sqlite_opts(|o| o.read_only(true).pragma("cache_size", SQLITE_CACHE_KIB));
     Database::connect(options)
         .await
         .context("opening read connections to the database")

@@ -25,69 +25,40 @@ pub struct NewNotification<'a> {
     pub dedup_key: Option<&'a str>,
 }
 
-/// Insert unless `(user_id, dedup_key)` already exists; returns whether a row was added.
-/// `ON CONFLICT DO NOTHING` instead of check-then-insert, so two concurrent producers of the
-/// same event cannot both add it.
-pub async fn insert_unless_duplicate<C: ConnectionTrait>(
-    db: &C,
-    new: NewNotification<'_>,
-) -> Result<bool, DbErr> {
-    let row = notification::ActiveModel {
-        id: Set(super::new_id()),
-        org_id: Set(new.org_id.to_owned()),
-        user_id: Set(new.user_id.to_owned()),
-        kind: Set(new.kind.to_owned()),
-        title_en: Set(new.title_en.to_owned()),
-        title_zh: Set(new.title_zh.to_owned()),
-        body_en: Set(new.body_en.to_owned()),
-        body_zh: Set(new.body_zh.to_owned()),
-        link: Set(new.link.map(str::to_owned)),
-        dedup_key: Set(new.dedup_key.map(str::to_owned)),
-        created_at: Set(super::now()),
-        read_at: Set(None),
-    };
-    let added = notification::Entity::insert(row)
-        .on_conflict(
-            OnConflict::columns([notification::Column::UserId, notification::Column::DedupKey])
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(db)
-        .await?;
-    Ok(added == 1)
-}
-
-/// Several inbox entries in one statement per chunk, each skipped if its `(user_id, dedup_key)`
-/// exists (a batch of lead assignments).
+/// Inbox entries in one statement per chunk, each skipped if its `(user_id, dedup_key)` exists:
+/// `ON CONFLICT DO NOTHING` instead of check-then-insert, so two concurrent producers of the same
+/// event cannot both add it. Returns how many were added.
 pub async fn insert_many_unless_duplicate<C: ConnectionTrait>(
     db: &C,
     news: &[NewNotification<'_>],
-) -> Result<(), DbErr> {
+) -> Result<u64, DbErr> {
     let now = super::now();
+    let mut added = 0;
     for chunk in news.chunks(200) {
-        notification::Entity::insert_many(chunk.iter().map(|new| notification::ActiveModel {
-            id: Set(super::new_id()),
-            org_id: Set(new.org_id.to_owned()),
-            user_id: Set(new.user_id.to_owned()),
-            kind: Set(new.kind.to_owned()),
-            title_en: Set(new.title_en.to_owned()),
-            title_zh: Set(new.title_zh.to_owned()),
-            body_en: Set(new.body_en.to_owned()),
-            body_zh: Set(new.body_zh.to_owned()),
-            link: Set(new.link.map(str::to_owned)),
-            dedup_key: Set(new.dedup_key.map(str::to_owned)),
-            created_at: Set(now),
-            read_at: Set(None),
-        }))
-        .on_conflict(
-            OnConflict::columns([notification::Column::UserId, notification::Column::DedupKey])
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(db)
-        .await?;
+        added +=
+            notification::Entity::insert_many(chunk.iter().map(|new| notification::ActiveModel {
+                id: Set(super::new_id()),
+                org_id: Set(new.org_id.to_owned()),
+                user_id: Set(new.user_id.to_owned()),
+                kind: Set(new.kind.to_owned()),
+                title_en: Set(new.title_en.to_owned()),
+                title_zh: Set(new.title_zh.to_owned()),
+                body_en: Set(new.body_en.to_owned()),
+                body_zh: Set(new.body_zh.to_owned()),
+                link: Set(new.link.map(str::to_owned)),
+                dedup_key: Set(new.dedup_key.map(str::to_owned)),
+                created_at: Set(now),
+                read_at: Set(None),
+            }))
+            .on_conflict(
+                OnConflict::columns([notification::Column::UserId, notification::Column::DedupKey])
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(db)
+            .await?;
     }
-    Ok(())
+    Ok(added)
 }
 
 /// Which of `ids` are users of `org_id` (a producer's recipient list is checked, not trusted).

@@ -55,25 +55,15 @@ pub async fn notify<C: ConnectionTrait>(db: &C, notice: Notice) -> Result<Notifi
         );
     }
 
-    let mut result = Notified::default();
-    for user_id in &members {
-        let added = notifications::insert_unless_duplicate(
-            db,
-            notifications::NewNotification {
-                org_id: &notice.org_id,
-                user_id,
-                kind: &notice.kind,
-                title_en: &notice.title_en,
-                title_zh: &notice.title_zh,
-                body_en: &notice.body_en,
-                body_zh: &notice.body_zh,
-                link: notice.link.as_deref(),
-                dedup_key: notice.dedup_key.as_deref(),
-            },
-        )
-        .await?;
-        result.inbox_added += usize::from(added);
-    }
+    let rows: Vec<notifications::NewNotification> = members
+        .iter()
+        .map(|user_id| inbox_row(&notice, &notice.org_id, user_id))
+        .collect();
+    let mut result = Notified {
+        inbox_added: usize::try_from(notifications::insert_many_unless_duplicate(db, &rows).await?)
+            .unwrap_or(usize::MAX),
+        ..Notified::default()
+    };
 
     let Some(team_id) = &notice.team_id else {
         return Ok(result);
@@ -148,21 +138,32 @@ pub async fn notify_all<C: ConnectionTrait>(db: &C, notices: Vec<Notice>) -> Res
                 .collect();
             recipients.sort();
             recipients.dedup();
-            for user_id in recipients {
-                rows.push(notifications::NewNotification {
-                    org_id,
-                    user_id,
-                    kind: &n.kind,
-                    title_en: &n.title_en,
-                    title_zh: &n.title_zh,
-                    body_en: &n.body_en,
-                    body_zh: &n.body_zh,
-                    link: n.link.as_deref(),
-                    dedup_key: n.dedup_key.as_deref(),
-                });
-            }
+            rows.extend(
+                recipients
+                    .into_iter()
+                    .map(|user_id| inbox_row(n, org_id, user_id)),
+            );
         }
         notifications::insert_many_unless_duplicate(db, &rows).await?;
     }
     Ok(())
+}
+
+/// The inbox entry of `notice` for one recipient.
+fn inbox_row<'a>(
+    notice: &'a Notice,
+    org_id: &'a str,
+    user_id: &'a str,
+) -> notifications::NewNotification<'a> {
+    notifications::NewNotification {
+        org_id,
+        user_id,
+        kind: &notice.kind,
+        title_en: &notice.title_en,
+        title_zh: &notice.title_zh,
+        body_en: &notice.body_en,
+        body_zh: &notice.body_zh,
+        link: notice.link.as_deref(),
+        dedup_key: notice.dedup_key.as_deref(),
+    }
 }

@@ -51,7 +51,7 @@ impl Prepared {
 }
 
 /// A decision waiting to be written with the batch.
-struct Decided {
+struct PendingDecision {
     lead_id: String,
     kind: &'static str,
     version: Option<i32>,
@@ -68,20 +68,28 @@ pub struct Done {
     pub decided: bool,
 }
 
-/// The oldest owned lead per key: the owner a new lead for the same customer goes to.
-fn owners_by_key(
-    owned: Vec<lead::Model>,
-) -> (
-    HashMap<String, ExistingOwner>,
-    HashMap<String, ExistingOwner>,
-) {
-    let mut owned = owned;
-    owned.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-    let mut by_company = HashMap::new();
-    let mut by_phone = HashMap::new();
-    for row in owned {
+/// Owned leads by company key and by phone key: the owner a new lead of the same customer goes
+/// to. The first lead remembered under a key keeps it.
+#[derive(Default)]
+struct OwnedLeads {
+    by_company: HashMap<String, ExistingOwner>,
+    by_phone: HashMap<String, ExistingOwner>,
+}
+
+impl OwnedLeads {
+    /// Owned leads read from the database, oldest first.
+    fn from_rows(mut owned: Vec<lead::Model>) -> OwnedLeads {
+        owned.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        let mut leads = OwnedLeads::default();
+        for row in &owned {
+            leads.remember(row);
+        }
+        leads
+    }
+
+    fn remember(&mut self, row: &lead::Model) {
         let Some(owner) = row.owner_id.clone() else {
-            continue;
+            return;
         };
         let existing = ExistingOwner {
             owner_id: owner,
@@ -90,15 +98,29 @@ fn owners_by_key(
             matched: json!({"kind": "lead", "id": row.id}),
         };
         if let Some(phone) = &row.phone_key {
-            by_phone
+            self.by_phone
                 .entry(phone.clone())
                 .or_insert_with(|| existing.clone());
         }
-        by_company
+        self.by_company
             .entry(row.company_key.clone())
             .or_insert(existing);
     }
-    (by_company, by_phone)
+
+    /// The owner of this lead's customer: same company key first, then same phone key.
+    fn owner_of(&self, row: &lead::Model) -> impl Iterator<Item = &ExistingOwner> {
+        self.by_company
+            .get(&row.company_key)
+            .into_iter()
+            .chain(row.phone_key.as_ref().and_then(|p| self.by_phone.get(p)))
+    }
+
+    fn owners(&self) -> impl Iterator<Item = &str> {
+        self.by_company
+            .values()
+            .chain(self.by_phone.values())
+            .map(|o| o.owner_id.as_str())
+    }
 }
 
 /// Decide and write a batch of one org's leads under one turn. Results are in input order.
@@ -174,18 +196,18 @@ pub async fn decide_batch(
         .iter()
         .filter_map(|(_, p)| p.row.phone_key.as_deref())
         .collect();
-    let (mut by_company, mut by_phone) =
-        owners_by_key(repo::owned_with_keys(&txn, org_id, &company_keys, &phone_keys).await?);
+    let mut owned = OwnedLeads::from_rows(
+        repo::owned_with_keys(&txn, org_id, &company_keys, &phone_keys).await?,
+    );
     let maybe_owners: Vec<&str> = customers
         .values()
         .map(|c| c.owner_id.as_str())
-        .chain(by_company.values().map(|o| o.owner_id.as_str()))
-        .chain(by_phone.values().map(|o| o.owner_id.as_str()))
+        .chain(owned.owners())
         .collect();
     let mut active_owners = repo::active_among(&txn, org_id, &maybe_owners).await?;
 
     let mut new_rows = Vec::new();
-    let mut decisions: Vec<Decided> = Vec::new();
+    let mut decisions: Vec<PendingDecision> = Vec::new();
     let mut notices: Vec<Notice> = Vec::new();
     let mut touched: Vec<String> = Vec::new();
     let mut managers: Option<Vec<String>> = None;
@@ -203,20 +225,9 @@ pub async fn decide_batch(
         tags.response_speed = speed;
         row.response_speed = speed.as_str().to_owned();
         let existing = customer
-            .filter(|o| active_owners.contains(&o.owner_id))
-            .or_else(|| {
-                by_company
-                    .get(&row.company_key)
-                    .filter(|o| active_owners.contains(&o.owner_id))
-                    .cloned()
-            })
-            .or_else(|| {
-                row.phone_key
-                    .as_ref()
-                    .and_then(|p| by_phone.get(p))
-                    .filter(|o| active_owners.contains(&o.owner_id))
-                    .cloned()
-            });
+            .into_iter()
+            .chain(owned.owner_of(&row).cloned())
+            .find(|o| active_owners.contains(&o.owner_id));
         let kind;
         if let Some(owner) = existing {
             // Customer continuity beats load balancing: the owner hears about it even when full.
@@ -240,7 +251,7 @@ pub async fn decide_batch(
             }
             let history = customer_history(&txn, row.customer_id.as_deref()).await?;
             notices.push(assigned_notice(&row, &owner.owner_id, history, ends, true));
-            decisions.push(Decided {
+            decisions.push(PendingDecision {
                 lead_id: row.id.clone(),
                 kind,
                 version: None,
@@ -309,7 +320,7 @@ pub async fn decide_batch(
                     stats.2 += 1;
                 }
             }
-            decisions.push(Decided {
+            decisions.push(PendingDecision {
                 lead_id: row.id.clone(),
                 kind,
                 version: Some(version),
@@ -320,18 +331,7 @@ pub async fn decide_batch(
         // Later leads of the same customer in this batch go to the same owner.
         if let Some(owner) = &row.owner_id {
             active_owners.insert(owner.clone());
-            let same = ExistingOwner {
-                owner_id: owner.clone(),
-                team_id: row.team_id.clone(),
-                customer_id: row.customer_id.clone(),
-                matched: json!({"kind": "lead", "id": row.id}),
-            };
-            if let Some(phone) = &row.phone_key {
-                by_phone
-                    .entry(phone.clone())
-                    .or_insert_with(|| same.clone());
-            }
-            by_company.entry(row.company_key.clone()).or_insert(same);
+            owned.remember(&row);
         }
         if item.is_new {
             new_rows.push(insertable(row.clone()));
