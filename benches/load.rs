@@ -192,7 +192,10 @@ impl Server {
     fn start(data_dir: &Path, database_url: &str, store: &Store) -> Server {
         let port = free_port();
         let log = data_dir.join("server.log");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_fieldproof"));
+        // FIELDPROOF_BENCH_SERVER: another build of the server to compare against (A/B runs).
+        let binary = env_str("FIELDPROOF_BENCH_SERVER")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_fieldproof").to_owned());
+        let mut cmd = Command::new(binary);
         cmd.arg("serve");
         for (key, _) in std::env::vars() {
             if key.starts_with("FIELDPROOF_") {
