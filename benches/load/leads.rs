@@ -207,6 +207,17 @@ pub async fn bench_leads(cfg: &Config, name: &str, backend: Backend) {
         cpu * 1000.0 / total.latencies.len().max(1) as f64,
         loadavg()
     );
+    // The dispatcher's own view: how the bursts were cut into batches and how long each took.
+    if let Ok(r) = api.client.get(format!("{}/metrics", api.base)).send().await
+        && let Ok(text) = r.text().await
+    {
+        for line in text
+            .lines()
+            .filter(|l| l.starts_with("fieldproof_lead_batch"))
+        {
+            println!("  {line}");
+        }
+    }
     // Every burst's lead was decided once, by the rules, within capacity.
     let check = db.connect(dir.path()).await;
     let decided: Vec<(String, i64)> = lead::Entity::find()

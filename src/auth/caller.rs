@@ -66,12 +66,11 @@ impl FromRequest for Caller {
             let state =
                 state.ok_or_else(|| ApiError::internal(anyhow::anyhow!("AppState missing")))?;
             let claims = state.tokens.verify(&token)?;
-            let user = db::users::find_active(&state.reads, &claims.sub)
+            // Deactivation and logout take effect at the next request: the account and its
+            // session are read on every call (one query).
+            let user = db::users::find_active_in_session(&state.reads, &claims.sub, &claims.sid)
                 .await?
                 .ok_or_else(|| ApiError::new(ErrorCode::TokenInvalid))?;
-            if db::sessions::is_revoked(&state.reads, &claims.sid).await? {
-                return Err(ApiError::new(ErrorCode::TokenInvalid));
-            }
             Ok(Caller {
                 user_id: user.id,
                 org_id: user.org_id,

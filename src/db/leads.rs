@@ -46,6 +46,24 @@ fn visible_to(caller: &Caller) -> Condition {
     in_org.add(mine)
 }
 
+/// [`visible_to`] for a row already in hand (the intake answers from the row its batch wrote
+/// instead of reading it back). The two must agree; a test compares them for every role.
+pub fn is_visible_to(caller: &Caller, row: &lead::Model) -> bool {
+    if row.org_id != caller.org_id {
+        return false;
+    }
+    if caller.is_admin() || row.owner_id.as_deref() == Some(caller.user_id.as_str()) {
+        return true;
+    }
+    match caller.role {
+        Role::Rep => row.status == POOL,
+        Role::Manager | Role::Supervisor => {
+            row.status == POOL || (caller.team_id.is_some() && row.team_id == caller.team_id)
+        }
+        Role::Presales | Role::Finance | Role::Admin => false,
+    }
+}
+
 pub async fn find_visible<C: ConnectionTrait>(
     db: &C,
     caller: &Caller,

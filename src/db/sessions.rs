@@ -5,8 +5,7 @@
 use super::entities::refresh_token;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set,
 };
 use time::OffsetDateTime;
 
@@ -73,14 +72,4 @@ pub async fn revoke_family<C: ConnectionTrait>(
         .exec(db)
         .await
         .map(|_| ())
-}
-
-/// Whether a session (family) has been revoked by logout or reuse detection.
-pub async fn is_revoked<C: ConnectionTrait>(db: &C, family_id: &str) -> Result<bool, DbErr> {
-    let revoked = refresh_token::Entity::find()
-        .filter(refresh_token::Column::FamilyId.eq(family_id))
-        .filter(refresh_token::Column::RevokedAt.is_not_null())
-        .count(db)
-        .await?;
-    Ok(revoked > 0)
 }

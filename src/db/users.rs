@@ -1,6 +1,6 @@
 //! Users, their roles and rep profiles.
 
-use super::entities::{rep_profile, user};
+use super::entities::{refresh_token, rep_profile, user};
 use crate::auth::Caller;
 use anyhow::Context;
 use fieldproof_domain::account::Role;
@@ -47,6 +47,29 @@ impl TryFrom<user::Model> for User {
 pub async fn find_active<C: ConnectionTrait>(db: &C, id: &str) -> Result<Option<User>, DbErr> {
     user::Entity::find_by_id(id.to_owned())
         .filter(user::Column::Active.eq(true))
+        .one(db)
+        .await?
+        .map(User::try_from)
+        .transpose()
+}
+
+/// The active user behind an access token whose session (refresh-token family) has not been
+/// revoked: one indexed query per authenticated request.
+pub async fn find_active_in_session<C: ConnectionTrait>(
+    db: &C,
+    id: &str,
+    family_id: &str,
+) -> Result<Option<User>, DbErr> {
+    use sea_orm::sea_query::{ExprTrait, Query};
+    let revoked = Query::select()
+        .expr(sea_orm::sea_query::Expr::value(1))
+        .from(refresh_token::Entity)
+        .and_where(refresh_token::Column::FamilyId.eq(family_id))
+        .and_where(refresh_token::Column::RevokedAt.is_not_null())
+        .to_owned();
+    user::Entity::find_by_id(id.to_owned())
+        .filter(user::Column::Active.eq(true))
+        .filter(sea_orm::sea_query::Expr::exists(revoked).not())
         .one(db)
         .await?
         .map(User::try_from)

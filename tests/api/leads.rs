@@ -1320,3 +1320,73 @@ async fn an_intake_whose_batch_fails_is_kept_in_the_pool_and_assigned_later() {
     assert_eq!(after.status, "assigned");
     assert!(after.owner_id.is_some());
 }
+
+/// The intake answers from the row its batch wrote, deciding visibility in memory: that check
+/// must agree with the query every other read uses, for every role, team, owner and status.
+#[tokio::test]
+async fn the_in_memory_visibility_check_agrees_with_the_query() {
+    use fieldproof::auth::Caller;
+    use fieldproof::db::entities::lead;
+    use fieldproof::db::leads as repo;
+    use fieldproof_domain::account::Role;
+    use sea_orm::{EntityTrait, Set};
+    let app = spawn_app_with(|s| s.jobs = false).await;
+    let [east, south] = app.teams.clone();
+    let teams = [None, Some(east), Some(south)];
+    let people = ["rep_a", "rep_b", "manager_east"].map(|u| app.users[u].clone());
+    let mut ids = Vec::new();
+    for status in ["pool", "assigned", "converted"] {
+        for owner in [None, Some(people[0].clone()), Some(people[2].clone())] {
+            for team in &teams {
+                let mut row = leads::new_row(
+                    &app.org_id,
+                    draft(&format!("可见性{}号公司", ids.len())),
+                    &leads::Origin::default(),
+                    fieldproof::db::now(),
+                );
+                row.status = Set(status.into());
+                row.owner_id = Set(owner.clone());
+                row.team_id = Set(team.clone());
+                ids.push(lead::Entity::insert(row).exec(&app.db).await.unwrap().last_insert_id);
+            }
+        }
+    }
+    let mut checked = (0, 0);
+    for id in &ids {
+        let row = repo::find(&app.db, id).await.unwrap().unwrap();
+        for org in [app.org_id.clone(), "another-org".to_owned()] {
+            for role in Role::ALL {
+                for team in &teams {
+                    for user in &people {
+                        let caller = Caller {
+                            user_id: user.clone(),
+                            org_id: org.clone(),
+                            role,
+                            team_id: team.clone(),
+                            session_id: "s".into(),
+                        };
+                        let by_query = repo::find_visible(&app.db, &caller, id)
+                            .await
+                            .unwrap()
+                            .is_some();
+                        assert_eq!(
+                            repo::is_visible_to(&caller, &row),
+                            by_query,
+                            "{caller:?} on {} / {:?} / {:?}",
+                            row.status,
+                            row.owner_id,
+                            row.team_id
+                        );
+                        if by_query {
+                            checked.0 += 1;
+                        } else {
+                            checked.1 += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Both answers occur often enough for the comparison to mean something.
+    assert!(checked.0 > 100 && checked.1 > 100, "{checked:?}");
+}
