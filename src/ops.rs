@@ -73,18 +73,3 @@ where
     }
     .instrument(span.clone())
 }
-
-/// Keep large buffers out of glibc's per-thread arenas. Verification reads each photo whole
-/// (up to the upload cap) on a blocking thread; by default glibc raises its mmap threshold after
-/// the first such buffer is freed, so later ones come from the thread's arena, and with a dozen
-/// blocking threads each arena keeps its high-water mark: 64 concurrent 10 MB uploads left the
-/// process at 260-310 MiB RSS, against ~110 MiB with a fixed 1 MiB threshold (docs/benchmarks.md).
-/// A fixed threshold returns every buffer of 1 MiB or more to the system when it is freed.
-pub fn tune_allocator() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator parameters; called first thing in main, before
-    // any other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
-    }
-}

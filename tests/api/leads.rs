@@ -1347,7 +1347,13 @@ async fn the_in_memory_visibility_check_agrees_with_the_query() {
                 row.status = Set(status.into());
                 row.owner_id = Set(owner.clone());
                 row.team_id = Set(team.clone());
-                ids.push(lead::Entity::insert(row).exec(&app.db).await.unwrap().last_insert_id);
+                ids.push(
+                    lead::Entity::insert(row)
+                        .exec(&app.db)
+                        .await
+                        .unwrap()
+                        .last_insert_id,
+                );
             }
         }
     }
