@@ -14,6 +14,7 @@ mod m20261126_000008_leads;
 mod m20261126_000009_console;
 mod m20261126_000010_lead_rosters;
 mod m20261126_000011_dedup_keys;
+mod m20261126_000012_lead_first_team;
 mod util;
 
 pub struct Migrator;
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000009_console::Migration),
             Box::new(m20261126_000010_lead_rosters::Migration),
             Box::new(m20261126_000011_dedup_keys::Migration),
+            Box::new(m20261126_000012_lead_first_team::Migration),
         ]
     }
 }

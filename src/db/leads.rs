@@ -473,6 +473,15 @@ pub async fn assign<C: ConnectionTrait>(db: &C, a: Assignment<'_>) -> Result<boo
             lead::Column::TeamId,
             Expr::value(a.team_id.map(str::to_owned)),
         )
+        // The first team it went to stays (a claim after expiry is not a first assignment).
+        .col_expr(
+            lead::Column::FirstTeamId,
+            sea_orm::sea_query::Func::coalesce([
+                Expr::col(lead::Column::FirstTeamId),
+                Expr::value(a.team_id.map(str::to_owned)),
+            ])
+            .into(),
+        )
         .col_expr(lead::Column::AssignedBy, Expr::value(a.assigned_by))
         .col_expr(lead::Column::AssignedAt, Expr::value(a.at))
         .col_expr(
@@ -711,7 +720,8 @@ pub async fn awaiting_assignment<C: ConnectionTrait>(
         .await
 }
 
-/// Leads of the org created in `[from, to)`, optionally of one team, oldest first.
+/// Leads of the org created in `[from, to)`, optionally of the team they were first assigned to,
+/// oldest first.
 pub async fn created_between<C: ConnectionTrait>(
     db: &C,
     org_id: &str,
@@ -724,7 +734,7 @@ pub async fn created_between<C: ConnectionTrait>(
         .filter(lead::Column::CreatedAt.gte(from))
         .filter(lead::Column::CreatedAt.lt(to));
     if let Some(team) = team_id {
-        query = query.filter(lead::Column::TeamId.eq(team));
+        query = query.filter(lead::Column::FirstTeamId.eq(team));
     }
     query
         .order_by_asc(lead::Column::CreatedAt)

@@ -645,8 +645,28 @@ async fn the_health_page_marks_each_figure_against_its_target_in_colour_and_word
     assert!(card(&english, "latency").contains("<span class=\"mark green\">On target</span>"));
     assert!(english.contains("Whole org"));
 
-    // The East manager sees their team (the moved lead now counts for South): conversion 1/3 is
-    // amber, no cross-group move; the API says the same.
+    // The East manager sees their team: every lead East got first, the one moved to South
+    // included (it is East's mis-assignment). A fifth lead, converted in its window, makes
+    // conversion 2 / 5 = 40 %: amber; 1 move in 5 is red. The API says the same.
+    let token = app.token("manager_east").await;
+    let fifth = create_lead(&app, &token, &lead_body("健康4号公司")).await;
+    let owner = if fifth["owner_id"] == app.users["rep_a"] {
+        "rep_a"
+    } else {
+        "rep_b"
+    };
+    let owner = app.token(owner).await;
+    let fifth = fifth["id"].as_str().unwrap_or_default().to_owned();
+    app.post(
+        &format!("/api/v1/leads/{fifth}/activities"),
+        &owner,
+        &json!({"channel": "visit", "summary": "上门"}),
+    )
+    .await;
+    let converted = app
+        .post(&format!("/api/v1/leads/{fifth}/convert"), &owner, &json!({}))
+        .await;
+    assert_eq!(converted.status(), 200);
     let mut manager = Browser::signed_in(&app, "manager_east").await;
     let east = manager.html("/console/health?days=7").await;
     assert!(east.contains("<option value=\"7\" selected>最近 7 天</option>"));
@@ -660,14 +680,13 @@ async fn the_health_page_marks_each_figure_against_its_target_in_colour_and_word
         "{conversion}"
     );
     assert!(conversion.contains("<span class=\"mark amber\">接近</span>"));
-    assert!(conversion.contains("33.3%") && conversion.contains("<strong>1 / 3</strong>"));
+    assert!(conversion.contains("40.0%") && conversion.contains("<strong>2 / 5</strong>"));
     let misassigned = card(&east, "misassignment");
     assert!(
-        misassigned.contains("class=\"target green\""),
+        misassigned.contains("class=\"target red\""),
         "{misassigned}"
     );
-    assert!(misassigned.contains("<strong>0 / 3</strong>"));
-    let token = app.token("manager_east").await;
+    assert!(misassigned.contains("<strong>1 / 5</strong>"));
     let api: Value = app
         .get("/api/v1/leads/health?days=7", &token)
         .await
@@ -676,16 +695,21 @@ async fn the_health_page_marks_each_figure_against_its_target_in_colour_and_word
         .expect("json");
     let f = &api["figures"];
     assert_eq!(f["conversion_in_window"]["mark"], "amber", "{api}");
-    assert_eq!(f["cross_group_misassignment"]["mark"], "green");
+    assert_eq!(f["cross_group_misassignment"]["mark"], "red");
     assert_eq!(f["assignment_latency"]["mark"], "green");
 
-    // An admin picking the South team: the moved lead is its only one.
+    // An admin (English since the switch) picking the South team: the lead moved there was
+    // East's, South got none first.
     let south = admin
         .html(&format!("/console/health?team={}&days=90", app.teams[1]))
         .await;
-    assert!(card(&south, "misassignment").contains("<strong>1 / 1</strong>"));
     assert!(south.contains(&format!("<option value=\"{}\" selected>", app.teams[1])));
-    assert!(card(&south, "conversion").contains("class=\"target red\""));
+    for id in ["latency", "conversion", "misassignment"] {
+        assert!(
+            card(&south, id).contains("<span class=\"mark no_data\">No data</span>"),
+            "{south}"
+        );
+    }
 }
 
 #[tokio::test]

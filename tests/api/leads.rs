@@ -888,14 +888,33 @@ async fn health_figures_count_latency_conversion_and_cross_group_moves() {
     assert_eq!(f["cross_group_misassignment"]["numerator"], 1);
     assert_eq!(f["cross_group_misassignment"]["alarm"], true);
     assert_eq!(f["first_response"]["count"], 1);
-    // A manager sees their own team only.
+    // A manager sees their own team only: every lead East's rule gave East, the one a manager
+    // moved to South included — it is East's mis-assignment, not South's.
     let team: Value = app
         .get("/api/v1/leads/health", &manager)
         .await
         .json()
         .await
         .unwrap();
-    assert_eq!(team["figures"]["leads"], 3, "{team}");
+    assert_eq!(team["figures"]["leads"], 4, "{team}");
+    assert_eq!(
+        team["figures"]["cross_group_misassignment"]["numerator"], 1,
+        "{team}"
+    );
+    let south: Value = app
+        .get(
+            &format!("/api/v1/leads/health?days=1&team_id={}", app.teams[1]),
+            &admin,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(south["figures"]["leads"], 0, "{south}");
+    assert_eq!(
+        south["figures"]["cross_group_misassignment"]["numerator"], 0,
+        "{south}"
+    );
     error_body(
         app.get(
             &format!("/api/v1/leads/health?team_id={}", app.teams[1]),
@@ -1233,8 +1252,9 @@ async fn the_dedup_key_migration_fills_in_customers_and_contacts_stored_before_i
         )
         .await;
     assert_eq!(added.status(), 201);
-    // As rows written before the keys existed: roll the migration back and forward again.
-    Migrator::down(&app.db, Some(1)).await.unwrap();
+    // As rows written before the keys existed: roll the migration (and the one after it) back
+    // and forward again.
+    Migrator::down(&app.db, Some(2)).await.unwrap();
     let columns = app
         .db
         .query_all_raw(sea_orm::Statement::from_string(
@@ -1395,4 +1415,62 @@ async fn the_in_memory_visibility_check_agrees_with_the_query() {
     }
     // Both answers occur often enough for the comparison to mean something.
     assert!(checked.0 > 100 && checked.1 > 100, "{checked:?}");
+}
+
+/// Leads stored before `first_team_id` existed get the team they first went to: the current one
+/// if never moved, else the one their first decision names (moved to South, back in the pool).
+#[tokio::test]
+async fn the_first_team_migration_fills_in_leads_stored_before_it() {
+    use fieldproof::db::entities::lead;
+    use fieldproof_migrations::{Migrator, MigratorTrait};
+    use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+    let app = spawn_app_with(|s| s.jobs = false).await;
+    three_reps(&app).await;
+    let manager = app.token("manager_east").await;
+    app.request(Method::PUT, "/api/v1/lead-rules", Some(&manager))
+        .json(&json!({"layers": [{"name": "east", "conditions": [{"field": "rep_team", "in": ["East"]}]}]}))
+        .send()
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let lead = create_lead(&app, &manager, &lead_body(&format!("首组{i}号公司"))).await;
+        ids.push(s(&lead["id"]).to_owned());
+    }
+    let moved = app
+        .post(
+            &format!("/api/v1/leads/{}/reassign", ids[1]),
+            &manager,
+            &json!({"rep_id": app.users["rep_south"]}),
+        )
+        .await;
+    assert_eq!(moved.status(), 200);
+    let row = lead::Entity::find_by_id(ids[2].clone())
+        .one(&app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut back: lead::ActiveModel = row.into();
+    back.status = Set("pool".into());
+    back.owner_id = Set(None);
+    back.team_id = Set(None);
+    back.update(&app.db).await.unwrap();
+
+    Migrator::down(&app.db, Some(1)).await.unwrap();
+    Migrator::up(&app.db, None).await.unwrap();
+    let east = app.teams[0].clone();
+    for id in &ids {
+        let row = lead::Entity::find_by_id(id.clone())
+            .one(&app.db)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.first_team_id.as_deref(), Some(east.as_str()), "{row:?}");
+    }
+    let south = lead::Entity::find_by_id(ids[1].clone())
+        .one(&app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(south.team_id.as_deref(), Some(app.teams[1].as_str()));
 }

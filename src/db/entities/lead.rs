@@ -26,6 +26,8 @@ pub struct Model {
     pub status: String,
     pub owner_id: Option<String>,
     pub team_id: Option<String>,
+    /// The team the lead was first assigned to: the one the health figures judge.
+    pub first_team_id: Option<String>,
     pub customer_id: Option<String>,
     pub source_id: Option<String>,
     pub import_id: Option<String>,

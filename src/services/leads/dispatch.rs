@@ -385,6 +385,9 @@ fn set_assigned(
 ) {
     row.status = repo::ASSIGNED.to_owned();
     row.owner_id = Some(owner.to_owned());
+    if row.first_team_id.is_none() {
+        row.first_team_id = team_id.clone();
+    }
     row.team_id = team_id;
     row.assigned_by = Some(assigned_by.to_owned());
     row.assigned_at = Some(now);

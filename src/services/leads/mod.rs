@@ -57,6 +57,7 @@ pub fn new_lead(
         status: repo::POOL.to_owned(),
         owner_id: None,
         team_id: None,
+        first_team_id: None,
         customer_id: None,
         source_id: origin.source_id.clone(),
         import_id: origin.import_id.clone(),

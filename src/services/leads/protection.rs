@@ -254,6 +254,9 @@ pub async fn reassign(
     }
     active.owner_id = Set(Some(to.id.clone()));
     active.team_id = Set(to.team_id.clone());
+    if row.first_team_id.is_none() {
+        active.first_team_id = Set(to.team_id.clone());
+    }
     active.protection_ends_at = Set(Some(now + Duration::hours(i64::from(protection_hours))));
     active.first_activity_at = Set(None);
     active.moved_team = Set(row.moved_team || moved);
