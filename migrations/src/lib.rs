@@ -15,6 +15,7 @@ mod m20261126_000009_console;
 mod m20261126_000010_lead_rosters;
 mod m20261126_000011_dedup_keys;
 mod m20261126_000012_lead_first_team;
+mod m20261126_000013_decision_records_text;
 mod util;
 
 pub struct Migrator;
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000010_lead_rosters::Migration),
             Box::new(m20261126_000011_dedup_keys::Migration),
             Box::new(m20261126_000012_lead_first_team::Migration),
+            Box::new(m20261126_000013_decision_records_text::Migration),
         ]
     }
 }

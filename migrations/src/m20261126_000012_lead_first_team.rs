@@ -80,11 +80,13 @@ async fn backfill(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
         .from(LeadDecisions::Table)
         .inner_join(
             Leads::Table,
-            Expr::col((Leads::Table, Leads::Id)).equals((LeadDecisions::Table, LeadDecisions::LeadId)),
+            Expr::col((Leads::Table, Leads::Id))
+                .equals((LeadDecisions::Table, LeadDecisions::LeadId)),
         )
         .left_join(
             Users::Table,
-            Expr::col((Users::Table, Users::Id)).equals((LeadDecisions::Table, LeadDecisions::RepId)),
+            Expr::col((Users::Table, Users::Id))
+                .equals((LeadDecisions::Table, LeadDecisions::RepId)),
         )
         .and_where(Expr::col((Leads::Table, Leads::FirstTeamId)).is_null())
         .order_by((LeadDecisions::Table, LeadDecisions::DecidedAt), Order::Asc)

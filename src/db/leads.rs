@@ -523,7 +523,8 @@ pub struct NewDecision<'a> {
     pub kind: &'a str,
     pub rule_set_version: Option<i32>,
     pub rep_id: Option<&'a str>,
-    pub record: serde_json::Value,
+    /// The record as JSON text.
+    pub record: String,
     pub at: OffsetDateTime,
 }
 

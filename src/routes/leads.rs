@@ -469,15 +469,17 @@ async fn lead_decisions(
     let rows = repo::decisions_of(&state.db, &row.id).await?;
     Ok(web::Json(
         rows.into_iter()
-            .map(|d| DecisionView {
-                id: d.id,
-                kind: d.kind,
-                rule_set_version: d.rule_set_version,
-                rep_id: d.rep_id,
-                record: d.record,
-                decided_at: d.decided_at,
+            .map(|d| {
+                Ok(DecisionView {
+                    record: serde_json::from_str(&d.record).map_err(ApiError::internal)?,
+                    id: d.id,
+                    kind: d.kind,
+                    rule_set_version: d.rule_set_version,
+                    rep_id: d.rep_id,
+                    decided_at: d.decided_at,
+                })
             })
-            .collect(),
+            .collect::<ApiResult<_>>()?,
     ))
 }
 
@@ -513,18 +515,19 @@ async fn explain_lead(
         .rep_id
         .or_else(|| d.rep_id.clone())
         .unwrap_or_default();
+    let record: Value = serde_json::from_str(&d.record).map_err(ApiError::internal)?;
     if d.kind == "existing_owner" {
         let chosen = d.rep_id.as_deref() == Some(rep_id.as_str());
         return Ok(web::Json(json!({
             "lead_id": row.id, "decision_id": d.id, "kind": d.kind, "decided_at": d.decided_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
             "rep_id": rep_id, "verdict": if chosen { "chosen" } else { "not_considered" },
-            "existing_owner": d.record["existing_owner"],
+            "existing_owner": record["existing_owner"],
             "summary_en": "The customer already has an owner, so the lead went to them without applying the rules.",
             "summary_zh": "该客户已有负责人，线索直接交给负责人，未经分配规则。",
         })));
     }
     let decision: StoredDecision =
-        serde_json::from_value(d.record["decision"].clone()).map_err(ApiError::internal)?;
+        serde_json::from_value(record["decision"].clone()).map_err(ApiError::internal)?;
     let roster = repo::roster(&state.db, &caller.org_id, &decision.roster)
         .await?
         .unwrap_or_default();
@@ -538,7 +541,7 @@ async fn explain_lead(
         protection_hours: 24,
         layers: Vec::new(),
     });
-    let candidates = decision.candidates(&roster);
+    let candidates = decision.candidates(&d.lead_id, &roster);
     let layers = decision.layers(&rules);
     let verdict = decision.verdict_for(&rep_id, &roster, &candidates);
     let layer_name = decision

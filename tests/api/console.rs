@@ -664,7 +664,11 @@ async fn the_health_page_marks_each_figure_against_its_target_in_colour_and_word
     )
     .await;
     let converted = app
-        .post(&format!("/api/v1/leads/{fifth}/convert"), &owner, &json!({}))
+        .post(
+            &format!("/api/v1/leads/{fifth}/convert"),
+            &owner,
+            &json!({}),
+        )
         .await;
     assert_eq!(converted.status(), 200);
     let mut manager = Browser::signed_in(&app, "manager_east").await;

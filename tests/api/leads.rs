@@ -1252,9 +1252,11 @@ async fn the_dedup_key_migration_fills_in_customers_and_contacts_stored_before_i
         )
         .await;
     assert_eq!(added.status(), 201);
-    // As rows written before the keys existed: roll the migration (and the one after it) back
-    // and forward again.
-    Migrator::down(&app.db, Some(2)).await.unwrap();
+    // As rows written before the keys existed: roll the migration (and those after it) back and
+    // forward again.
+    Migrator::down(&app.db, Some(steps_back_to("m20261126_000011_dedup_keys")))
+        .await
+        .unwrap();
     let columns = app
         .db
         .query_all_raw(sea_orm::Statement::from_string(
@@ -1456,7 +1458,12 @@ async fn the_first_team_migration_fills_in_leads_stored_before_it() {
     back.team_id = Set(None);
     back.update(&app.db).await.unwrap();
 
-    Migrator::down(&app.db, Some(1)).await.unwrap();
+    Migrator::down(
+        &app.db,
+        Some(steps_back_to("m20261126_000012_lead_first_team")),
+    )
+    .await
+    .unwrap();
     Migrator::up(&app.db, None).await.unwrap();
     let east = app.teams[0].clone();
     for id in &ids {
@@ -1473,4 +1480,15 @@ async fn the_first_team_migration_fills_in_leads_stored_before_it() {
         .unwrap()
         .unwrap();
     assert_eq!(south.team_id.as_deref(), Some(app.teams[1].as_str()));
+}
+
+/// How many migrations `down` must undo to undo `name` (and every later one).
+fn steps_back_to(name: &str) -> u32 {
+    use fieldproof_migrations::{Migrator, MigratorTrait};
+    let all = Migrator::migrations();
+    let at = all
+        .iter()
+        .position(|m| m.name() == name)
+        .unwrap_or_else(|| panic!("no migration {name}"));
+    u32::try_from(all.len() - at).unwrap()
 }

@@ -276,7 +276,7 @@ fn rep_matches(c: &Condition, rep: &RepSnapshot, lead: &LeadTags) -> bool {
 
 /// FNV-1a over the lead key and the rep id: stable across platforms and releases (unlike
 /// `std`'s hasher), so a stored decision replays to the same order.
-fn tie_break(lead_key: &str, rep_id: &str) -> u64 {
+pub(crate) fn tie_break(lead_key: &str, rep_id: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in lead_key.bytes().chain([0]).chain(rep_id.bytes()) {
         h ^= u64::from(b);

@@ -7,7 +7,8 @@
 //! - the reps decided over are a **roster**, stored once per distinct membership under its
 //!   content id; reps are named by their position in it;
 //! - every candidate is kept, ranked, as a tuple `[roster index, load_milli, capacity,
-//!   last_assigned_at (unix s) | null, tie_break]`;
+//!   last_assigned_at (unix s) | null]`; its tie-break is a hash of the lead id and rep id,
+//!   recomputed when read (records written before it was dropped carry it as a fifth element);
 //! - every exclusion group is a bitset over the roster (125 bytes at 1,000 reps);
 //! - each layer tried is a tuple `[index, first failing lead condition | null, candidates]`;
 //!   names come from the rule-set version the decision records,
@@ -17,7 +18,7 @@
 
 use super::assign::{
     Candidate, Compiled, Exclusion, FailedCondition, LayerTrace, Lead, Outcome, RepSnapshot,
-    RepVerdict, decide,
+    RepVerdict, decide, tie_break,
 };
 use super::rules::RuleSet;
 use serde::{Deserialize, Serialize};
@@ -79,9 +80,17 @@ impl Batch {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredLayer(pub usize, pub Option<usize>, pub usize);
 
-/// A candidate: `[roster index, load_milli, capacity, last_assigned_at | null, tie_break]`.
+/// A candidate: `[roster index, load_milli, capacity, last_assigned_at | null]`. The tie-break
+/// is not written (a fifth of a 1,000-rep record): it is a function of the lead and rep ids
+/// ([`StoredDecision::candidates`]); records from before carry it and it is used as stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredCandidate(pub usize, pub u64, pub u32, pub Option<i64>, pub u64);
+pub struct StoredCandidate(
+    pub usize,
+    pub u64,
+    pub u32,
+    pub Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")] pub Option<u64>,
+);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredExclusion {
@@ -147,7 +156,7 @@ pub fn assign_stored(
                     c.load_milli,
                     c.capacity,
                     c.last_assigned_at.map(OffsetDateTime::unix_timestamp),
-                    c.tie_break,
+                    None,
                 )
             })
             .collect(),
@@ -179,23 +188,25 @@ impl StoredDecision {
         }
     }
 
-    /// Every candidate, ranked, with its rep id from `roster` and its full score.
-    pub fn candidates(&self, roster: &[String]) -> Vec<Candidate> {
+    /// Every candidate, ranked, with its rep id from `roster` and its full score; `lead_key` is
+    /// the key the lead was decided under (its id), which the tie-breaks are derived from.
+    pub fn candidates(&self, lead_key: &str, roster: &[String]) -> Vec<Candidate> {
         self.candidates
             .iter()
             .enumerate()
             .map(|(rank, c)| {
                 let last =
                     c.3.and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok());
+                let rep_id = roster.get(c.0).cloned().unwrap_or_default();
                 Candidate {
-                    rep_id: roster.get(c.0).cloned().unwrap_or_default(),
+                    tie_break: c.4.unwrap_or_else(|| tie_break(lead_key, &rep_id)),
+                    rep_id,
                     rank: rank + 1,
                     load_milli: c.1,
                     capacity: c.2,
                     load_permille: c.1 * 1000 / u64::from(c.2.max(1)),
                     last_assigned_at: last,
                     waited_secs: last.map(|t| (self.decided_at - t).whole_seconds()),
-                    tie_break: c.4,
                 }
             })
             .collect()
@@ -367,7 +378,7 @@ mod tests {
             prop_assert_eq!(stored.rep_id(), full.rep_id());
             prop_assert_eq!(&stored.outcome, &full.outcome);
             prop_assert_eq!(stored.layers(&rules), full.layers.clone());
-            let candidates = stored.candidates(&roster);
+            let candidates = stored.candidates(&key, &roster);
             prop_assert_eq!(&candidates, &full.candidates);
             for id in roster.iter().map(String::as_str).chain(["ghost"]) {
                 prop_assert_eq!(full.verdict_for(id), stored.verdict_for(id, &roster, &candidates));
@@ -390,5 +401,33 @@ mod tests {
             stored_len * 4 < full_len,
             "stored {stored_len} bytes vs full {full_len}"
         );
+    }
+
+    /// Candidates are written without their tie-break (four elements) and read back with the
+    /// one the decision used; a record written with the tie-break (five elements) reads the same.
+    #[test]
+    fn tie_breaks_are_recomputed_and_old_records_still_read() {
+        let reps: Vec<RepSnapshot> = (0..40).map(|i| rep(i, 0, true, "浙江")).collect();
+        let roster: Vec<String> = reps.iter().map(|r| r.id.clone()).collect();
+        let rules = rules();
+        let stored = assign_stored(&lead("L-7"), &reps, &rules, NOW, &Batch::new(&reps, &rules));
+        let full = assign(&lead("L-7"), &reps, &rules, NOW);
+        let json = serde_json::to_value(&stored).unwrap();
+        let written = json["candidates"].as_array().unwrap();
+        assert!(written.len() > 1);
+        assert!(written.iter().all(|c| c.as_array().unwrap().len() == 4));
+        assert_eq!(stored.candidates("L-7", &roster), full.candidates);
+
+        let mut old = json.clone();
+        for (c, f) in old["candidates"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .zip(&full.candidates)
+        {
+            c.as_array_mut().unwrap().push(f.tie_break.into());
+        }
+        let old: StoredDecision = serde_json::from_value(old).unwrap();
+        assert_eq!(old.candidates("another key", &roster), full.candidates);
     }
 }

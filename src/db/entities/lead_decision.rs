@@ -12,7 +12,9 @@ pub struct Model {
     pub kind: String,
     pub rule_set_version: Option<i32>,
     pub rep_id: Option<String>,
-    pub record: Json,
+    /// JSON text (docs/leads.md): written in one pass from typed values, stored as text.
+    #[sea_orm(column_type = "Text")]
+    pub record: String,
     pub decided_at: TimeDateTimeWithTimeZone,
 }
 
