@@ -16,6 +16,7 @@ mod m20261126_000010_lead_rosters;
 mod m20261126_000011_dedup_keys;
 mod m20261126_000012_lead_first_team;
 mod m20261126_000013_decision_records_text;
+mod m20261126_000014_rate_limit_windows;
 mod util;
 
 pub struct Migrator;
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000011_dedup_keys::Migration),
             Box::new(m20261126_000012_lead_first_team::Migration),
             Box::new(m20261126_000013_decision_records_text::Migration),
+            Box::new(m20261126_000014_rate_limit_windows::Migration),
         ]
     }
 }

@@ -13,6 +13,7 @@ pub mod notifications;
 pub mod orgs;
 pub mod outbox;
 pub mod quotes;
+pub mod rate_limits;
 pub mod sessions;
 pub mod team_webhooks;
 pub mod teams;

@@ -1,6 +1,6 @@
-//! Housekeeping: expired resumable-upload sessions, ended console sessions and orphan blobs (an
-//! upload that stored its bytes but never its row). All are idempotent, so every instance may run
-//! them.
+//! Housekeeping: expired resumable-upload sessions, ended console sessions, past rate-limit
+//! windows and orphan blobs (an upload that stored its bytes but never its row). All are
+//! idempotent, so every instance may run them.
 
 use crate::state::AppState;
 use std::time::Duration;
@@ -23,6 +23,10 @@ pub fn spawn(state: AppState, interval: Duration) -> tokio::task::JoinHandle<()>
                 Ok(0) => {}
                 Ok(n) => tracing::info!(sessions = n, "ended console sessions removed"),
                 Err(e) => tracing::warn!(error = %e, "console session sweep failed"),
+            }
+            match crate::db::rate_limits::prune(&state.db, now - time::Duration::minutes(5)).await {
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "rate-limit window sweep failed"),
             }
             match crate::services::evidence::sweep::sweep_orphans(&state, now, ORPHAN_GRACE).await {
                 Ok(0) => {}

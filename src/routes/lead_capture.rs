@@ -4,9 +4,10 @@
 //! bits, so a fast hash is enough). `POST /api/v1/capture/leads` needs no login, only the key
 //! in `X-Lead-Source-Key`; it is guarded by a small body limit, a honeypot field (`website`:
 //! hidden from people, filled by bots; such a submission gets the same 202 and is dropped) and a
-//! per-process fixed-window rate limit per source and client address. Several instances each
-//! keep their own window, so the effective limit is N × the setting — acceptable for spam
-//! control, and it keeps the database out of the hot path of an abusive client.
+//! rate limit per source and client address counted in the database (`db::rate_limits`), so it
+//! holds across every instance: an in-process window let a client through N times the limit
+//! behind a load balancer of N instances. Every submission already costs a key lookup; the
+//! count is one more indexed upsert.
 
 use super::leads::{CreateLeadRequest, invalid_lead};
 use crate::auth::Caller;
@@ -20,10 +21,6 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
 
 /// A form submission is small; anything bigger is not a person typing.
 pub const MAX_CAPTURE_BYTES: usize = 16 * 1024;
@@ -125,35 +122,6 @@ async fn list_sources(
     ))
 }
 
-/// (source id, client address) → (window start, submissions in the window).
-type Windows = HashMap<(String, Option<IpAddr>), (Instant, u32)>;
-
-/// Fixed one-minute windows per (source, client address), in this process.
-fn allow(source_id: &str, ip: Option<IpAddr>, per_minute: u32) -> Result<(), u64> {
-    static WINDOWS: OnceLock<Mutex<Windows>> = OnceLock::new();
-    let windows = WINDOWS.get_or_init(|| Mutex::new(HashMap::new()));
-    let Ok(mut windows) = windows.lock() else {
-        return Ok(()); // a poisoned limiter must not take the form down
-    };
-    let now = Instant::now();
-    if windows.len() > 50_000 {
-        windows.retain(|_, (start, _)| now.duration_since(*start) < Duration::from_secs(60));
-    }
-    let entry = windows
-        .entry((source_id.to_owned(), ip))
-        .or_insert((now, 0));
-    if now.duration_since(entry.0) >= Duration::from_secs(60) {
-        *entry = (now, 0);
-    }
-    if entry.1 >= per_minute {
-        return Err(60u64
-            .saturating_sub(now.duration_since(entry.0).as_secs())
-            .max(1));
-    }
-    entry.1 += 1;
-    Ok(())
-}
-
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct CaptureRequest {
     #[serde(flatten)]
@@ -200,11 +168,21 @@ async fn capture(
     let source = repo::source_by_key_hash(&state.db, &key_hash(key))
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::SourceKeyInvalid))?;
-    if let Err(retry) = allow(
-        &source.id,
-        req.peer_addr().map(|a| a.ip()),
+    // Per source and client address, counted in the database so the limit holds across every
+    // instance behind the load balancer.
+    let subject = match req.peer_addr() {
+        Some(addr) => format!("{}|{}", source.id, addr.ip()),
+        None => format!("{}|-", source.id),
+    };
+    if let Err(retry) = crate::db::rate_limits::hit(
+        &state.db,
+        "lead_capture",
+        &subject,
         state.settings.lead_capture_per_minute,
-    ) {
+        crate::db::now(),
+    )
+    .await?
+    {
         return Err(ApiError::new(ErrorCode::RateLimited).retry_after(retry));
     }
     let mut body = web::BytesMut::new();

@@ -1492,3 +1492,76 @@ fn steps_back_to(name: &str) -> u32 {
         .unwrap_or_else(|| panic!("no migration {name}"));
     u32::try_from(all.len() - at).unwrap()
 }
+
+/// The capture limit is counted in the database: two instances behind a load balancer share it
+/// (each kept its own window before, letting a client through twice the limit).
+#[tokio::test]
+async fn the_capture_limit_holds_across_two_instances() {
+    let app = spawn_app_with(|s| {
+        s.jobs = false;
+        s.lead_capture_per_minute = 3;
+    })
+    .await;
+    profile(&app, "rep_a", 10, &[], true).await;
+    let peer = app.spawn_peer(|s| s.jobs = false).await;
+    let admin = app.token("admin").await;
+    let source: Value = app
+        .post(
+            "/api/v1/lead-sources",
+            &admin,
+            &json!({"name": "官网表单", "channel": "官网"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let key = s(&source["key"]).to_owned();
+    let mut statuses = Vec::new();
+    for (i, base) in [&app.address, &peer.address, &app.address, &peer.address]
+        .into_iter()
+        .enumerate()
+    {
+        let response = app
+            .client
+            .post(format!("{base}/api/v1/capture/leads"))
+            .header("x-lead-source-key", &key)
+            .json(&lead_body(&format!("两实例{i}号公司")))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+        if response.status() == 429 {
+            assert!(response.headers().contains_key("retry-after"));
+            error_body(response, 429, "rate_limited").await;
+        }
+    }
+    assert_eq!(statuses, [202, 202, 202, 429]);
+    // The count is the database's (what a separate process sees), not either process's memory.
+    use fieldproof::db::entities::rate_limit_window;
+    use sea_orm::EntityTrait;
+    let windows = rate_limit_window::Entity::find()
+        .all(&app.db)
+        .await
+        .unwrap();
+    let hits: i64 = windows
+        .iter()
+        .filter(|w| w.scope == "lead_capture" && w.subject.starts_with(s(&source["id"])))
+        .map(|w| w.hits)
+        .sum();
+    assert_eq!(hits, 4, "{windows:?}");
+    // The maintenance job forgets windows once they no longer weigh on any estimate.
+    let later = fieldproof::db::now() + time::Duration::minutes(2);
+    assert!(
+        fieldproof::db::rate_limits::prune(&app.db, later)
+            .await
+            .unwrap()
+            >= 1
+    );
+    assert!(
+        rate_limit_window::Entity::find()
+            .all(&app.db)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -31,6 +31,7 @@ pub mod quote;
 pub mod quote_counter;
 pub mod quote_decision;
 pub mod quote_link;
+pub mod rate_limit_window;
 pub mod refresh_token;
 pub mod rep_profile;
 pub mod site;
