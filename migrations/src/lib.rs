@@ -17,6 +17,7 @@ mod m20261126_000011_dedup_keys;
 mod m20261126_000012_lead_first_team;
 mod m20261126_000013_decision_records_text;
 mod m20261126_000014_rate_limit_windows;
+mod m20261126_000015_quote_pdf_key_index;
 mod util;
 
 pub struct Migrator;
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000012_lead_first_team::Migration),
             Box::new(m20261126_000013_decision_records_text::Migration),
             Box::new(m20261126_000014_rate_limit_windows::Migration),
+            Box::new(m20261126_000015_quote_pdf_key_index::Migration),
         ]
     }
 }

@@ -31,6 +31,15 @@ pub async fn save<C: ConnectionTrait>(
     row.update(db).await
 }
 
+/// Whether a quote refers to the PDF stored under `key` (the orphan sweep keeps it then).
+pub async fn pdf_in_use<C: ConnectionTrait>(db: &C, key: &str) -> Result<bool, DbErr> {
+    Ok(quote::Entity::find()
+        .filter(quote::Column::PdfKey.eq(key))
+        .one(db)
+        .await?
+        .is_some())
+}
+
 pub async fn find<C: ConnectionTrait>(db: &C, id: &str) -> Result<Option<quote::Model>, DbErr> {
     quote::Entity::find_by_id(id.to_owned()).one(db).await
 }

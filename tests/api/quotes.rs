@@ -1092,3 +1092,35 @@ async fn the_h5_page_in_headless_chromium_confirms_the_quote_and_the_node_passes
             .contains("MicroMessenger")
     );
 }
+
+/// A PDF stored by an issue whose transaction then rolled back is referred to by no quote: the
+/// orphan sweep removes it after the grace period and keeps the PDFs quotes refer to.
+#[tokio::test]
+async fn quote_pdfs_no_quote_refers_to_are_swept() {
+    let app = spawn_app().await;
+    let (deal, _) = issued_deal(&app).await;
+    let quotes = fieldproof::db::quotes::of_deal(&app.db, &deal)
+        .await
+        .unwrap();
+    assert_eq!(quotes.len(), 1);
+    let kept = quotes[0].pdf_key.clone().unwrap();
+    let kept = fieldproof::storage::BlobKey::parse(kept).unwrap();
+    let orphan_sha = "cd".repeat(32);
+    let orphan =
+        fieldproof::storage::BlobKey::parse(format!("quotes/cd/{orphan_sha}.pdf")).unwrap();
+    app.state
+        .blobs
+        .put_bytes(&orphan, b"%PDF-1.7 rolled back".to_vec(), "application/pdf")
+        .await
+        .unwrap();
+    let removed = fieldproof::services::evidence::sweep::sweep_orphans(
+        &app.state,
+        time::OffsetDateTime::now_utc() + time::Duration::seconds(5),
+        time::Duration::ZERO,
+    )
+    .await
+    .unwrap();
+    assert_eq!(removed, 1);
+    assert!(!app.state.blobs.exists(&orphan).await.unwrap());
+    assert!(app.state.blobs.exists(&kept).await.unwrap());
+}

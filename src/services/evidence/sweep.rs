@@ -1,6 +1,7 @@
-//! The orphan sweep: blobs no evidence row refers to (an upload that failed after storing its
-//! bytes) are removed once they are older than the grace period and no upload holds a lease on
-//! them. Safe with N instances: deleting an object twice is harmless.
+//! The orphan sweep: blobs no row refers to are removed once they are older than the grace
+//! period — originals and thumbnails no evidence row (and no upload's lease) refers to (an upload
+//! that failed after storing its bytes), and quote PDFs no quote refers to (an issue rolled back
+//! after storing its PDF). Safe with N instances: deleting an object twice is harmless.
 
 use crate::db::evidence as repo;
 use crate::state::AppState;
@@ -21,15 +22,20 @@ pub async fn sweep_orphans(
 ) -> anyhow::Result<usize> {
     let cutoff = now - grace;
     let mut removed = 0;
-    for prefix in ["originals/", "thumbs/"] {
+    for prefix in ["originals/", "thumbs/", "quotes/"] {
         for entry in state.blobs.list(prefix).await? {
             if entry.last_modified > cutoff {
                 continue;
             }
-            let Some(sha) = sha_of(entry.key.as_str()) else {
-                continue;
+            let in_use = if prefix == "quotes/" {
+                crate::db::quotes::pdf_in_use(&state.db, entry.key.as_str()).await?
+            } else {
+                let Some(sha) = sha_of(entry.key.as_str()) else {
+                    continue;
+                };
+                repo::sha_in_use(&state.db, sha, cutoff).await?
             };
-            if repo::sha_in_use(&state.db, sha, cutoff).await? {
+            if in_use {
                 continue;
             }
             state.blobs.delete(&entry.key).await?;
