@@ -666,6 +666,14 @@ pub async fn team_health(
         (Role::Manager | Role::Supervisor, Some(t)) if own == Some(t.as_str()) => Some(t),
         _ => return Err(ApiError::forbidden()),
     };
+    // An admin naming a team of no org of theirs gets 404, not a page of zeros.
+    if let Some(t) = &team
+        && db::teams::find(&state.db, &caller.org_id, t)
+            .await?
+            .is_none()
+    {
+        return Err(ApiError::not_found());
+    }
     let days = days.unwrap_or(30);
     if !(1..=366).contains(&days) {
         return Err(ApiError::invalid_field(

@@ -911,6 +911,13 @@ async fn health_figures_count_latency_conversion_and_cross_group_moves() {
         .await
         .unwrap();
     assert_eq!(south["figures"]["leads"], 0, "{south}");
+    error_body(
+        app.get("/api/v1/leads/health?team_id=no-such-team", &admin)
+            .await,
+        404,
+        "not_found",
+    )
+    .await;
     assert_eq!(
         south["figures"]["cross_group_misassignment"]["numerator"], 0,
         "{south}"
