@@ -7,7 +7,7 @@
 //! remaining tie (e.g. nobody was ever assigned) to a per-lead hash of the rep's id — fair in
 //! expectation, the same on every replay, and never seniority or id order.
 
-use super::rules::{Condition, RuleSet};
+use super::rules::{Condition, Layer, RuleSet};
 use super::tags::{LeadTags, place_key};
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
@@ -383,12 +383,16 @@ pub struct Compiled {
     /// `[layer][condition]` → per rep, whether it holds; `None` for conditions that depend on
     /// the lead or on loads.
     fixed: Vec<Vec<Option<Vec<bool>>>>,
+    /// Per layer with fixed rep conditions: the reps that pass all of them (ascending). Only
+    /// they can be candidates, so "has this layer any candidate?" looks at them alone — a
+    /// targeted layer nobody qualifies for costs nothing instead of a pass over every rep.
+    survivors: Vec<Option<Vec<usize>>>,
     region_keys: Vec<Vec<String>>,
 }
 
 impl Compiled {
     pub fn new(reps: &[RepSnapshot], rules: &RuleSet) -> Compiled {
-        let fixed = rules
+        let fixed: Vec<Vec<Option<Vec<bool>>>> = rules
             .layers
             .iter()
             .map(|layer| {
@@ -400,6 +404,20 @@ impl Compiled {
                         reps.iter().map(|r| fixed_rep_match(c, r)).collect()
                     })
                     .collect()
+            })
+            .collect();
+        let survivors = fixed
+            .iter()
+            .map(|conditions| {
+                let known: Vec<&Vec<bool>> = conditions.iter().flatten().collect();
+                if known.is_empty() {
+                    return None;
+                }
+                Some(
+                    (0..reps.len())
+                        .filter(|&i| known.iter().all(|per_rep| per_rep.get(i) == Some(&true)))
+                        .collect(),
+                )
             })
             .collect();
         let region_keys = reps
@@ -415,6 +433,7 @@ impl Compiled {
         Compiled {
             reps: reps.len(),
             fixed,
+            survivors,
             region_keys,
         }
     }
@@ -464,7 +483,31 @@ pub(crate) fn decide(
         })
         .collect();
     let mut layers = Vec::with_capacity(rules.layers.len());
-    let mut first_lead_match: Option<(usize, Vec<Option<Why>>)> = None;
+    // Why the `i`-th rep is out at layer `index` (`None`: a candidate there).
+    let why = |index: usize, layer: &Layer, i: usize, rep: &RepSnapshot, base: &Option<Why>| {
+        base.or_else(|| {
+            layer
+                .conditions
+                .iter()
+                .enumerate()
+                .position(|(ci, c)| {
+                    !c.is_lead_condition()
+                        && !compiled
+                            .and_then(|cx| cx.holds(index, ci, i, c, &lead.tags))
+                            .unwrap_or_else(|| rep_matches(c, rep, &lead.tags))
+                })
+                .map(Why::Condition)
+        })
+    };
+    let reasons_at = |index: usize, layer: &Layer| -> Vec<Option<Why>> {
+        reps.iter()
+            .zip(&base)
+            .enumerate()
+            .map(|(i, (r, b))| why(index, layer, i, r, b))
+            .collect()
+    };
+    // The first layer that matched the lead: if none decides, its reasons are the record's.
+    let mut first_lead_match: Option<usize> = None;
     for (index, layer) in rules.layers.iter().enumerate() {
         let failed = layer
             .conditions
@@ -484,62 +527,49 @@ pub(crate) fn decide(
             });
             continue;
         }
-        let why = |i: usize, rep: &RepSnapshot, base: &Option<Why>| {
-            base.or_else(|| {
-                layer
-                    .conditions
-                    .iter()
-                    .enumerate()
-                    .position(|(ci, c)| {
-                        !c.is_lead_condition()
-                            && !compiled
-                                .and_then(|cx| cx.holds(index, ci, i, c, &lead.tags))
-                                .unwrap_or_else(|| rep_matches(c, rep, &lead.tags))
-                    })
-                    .map(Why::Condition)
-            })
-        };
-        // Past the first layer that matches the lead, a layer's reasons are only recorded if it
-        // decides: look for one candidate first (most targeted layers have none).
-        if first_lead_match.is_some()
-            && !reps
+        // A layer's reasons are only worked out if it decides (or, at the end, for the first
+        // layer that matched the lead): look for one candidate first — most targeted layers have
+        // none — among the reps that pass the layer's fixed conditions when they are known.
+        let any_candidate = match compiled.and_then(|cx| cx.survivors.get(index)?.as_ref()) {
+            Some(survivors) => survivors.iter().any(|&i| {
+                matches!((reps.get(i), base.get(i)), (Some(r), Some(b)) if why(index, layer, i, r, b).is_none())
+            }),
+            None => reps
                 .iter()
                 .zip(&base)
                 .enumerate()
-                .any(|(i, (r, b))| why(i, r, b).is_none())
-        {
+                .any(|(i, (r, b))| why(index, layer, i, r, b).is_none()),
+        };
+        if !any_candidate {
             layers.push(LayerTrace {
                 index,
                 name: layer.name.clone(),
                 failed_lead_condition: None,
                 candidates: 0,
             });
+            first_lead_match.get_or_insert(index);
             continue;
         }
-        let reasons: Vec<Option<Why>> = reps
-            .iter()
-            .zip(&base)
-            .enumerate()
-            .map(|(i, (r, b))| why(i, r, b))
-            .collect();
-        let count = reasons.iter().filter(|r| r.is_none()).count();
+        let reasons = reasons_at(index, layer);
         layers.push(LayerTrace {
             index,
             name: layer.name.clone(),
             failed_lead_condition: None,
-            candidates: count,
+            candidates: reasons.iter().filter(|r| r.is_none()).count(),
         });
-        if count > 0 {
-            return finish(lead, reps, rules, now, layers, index, reasons);
-        }
-        if first_lead_match.is_none() {
-            first_lead_match = Some((index, reasons));
-        }
+        return finish(lead, reps, rules, now, layers, index, reasons);
     }
     let (deciding_layer, reason, reasons) = match first_lead_match {
-        Some((index, reasons)) => (Some(index), PoolReason::NoEligibleRep, reasons),
+        Some(index) => (
+            Some(index),
+            PoolReason::NoEligibleRep,
+            rules
+                .layers
+                .get(index)
+                .map_or_else(|| base.clone(), |layer| reasons_at(index, layer)),
+        ),
         // No layer looked at reps; still say who was ineligible anyway.
-        None => (None, PoolReason::NoLayerMatchesLead, base),
+        None => (None, PoolReason::NoLayerMatchesLead, base.clone()),
     };
     Decided {
         outcome: Outcome::Pool { reason },
