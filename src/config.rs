@@ -34,6 +34,10 @@ pub struct Settings {
     pub access_token_ttl_secs: i64,
     /// Lifetime of a refresh token, days; each refresh starts a new period.
     pub refresh_token_ttl_days: i64,
+    /// Seconds after a refresh during which the same device may present the token it rotated
+    /// again and get a new pair (its answer was lost on the way), as long as it has not used the
+    /// token that answer carried. 0 turns it off: any second use revokes the session.
+    pub refresh_reuse_grace_secs: i64,
     /// Largest JSON body accepted, bytes.
     pub max_json_bytes: usize,
     /// Largest evidence file accepted (one-shot or resumable), bytes.
@@ -146,6 +150,7 @@ impl Default for Settings {
             jwt_secret: None,
             access_token_ttl_secs: 15 * 60,
             refresh_token_ttl_days: 30,
+            refresh_reuse_grace_secs: 60,
             max_json_bytes: 256 * 1024,
             max_upload_bytes: 26_214_400,
             log_format: "pretty".into(),

@@ -94,10 +94,17 @@ pub async fn refresh(
         return Err(invalid());
     }
     if row.used_at.is_some() || !sessions::mark_used(&state.db, &row.id, now).await? {
-        // A rotated token came back: someone else holds a copy. End the whole session.
-        sessions::revoke_family(&state.db, &row.family_id, now).await?;
-        tracing::warn!(family = %row.family_id, user = %row.user_id, "refresh token reused; session revoked");
-        return Err(ApiError::new(ErrorCode::RefreshTokenReused));
+        if lost_answer(state, &row, device_id, now).await? {
+            // The same phone, moments later, never having used what the lost answer carried:
+            // that answer's token is revoked and the phone gets a new pair.
+            sessions::revoke_unused_since(&state.db, &row.family_id, row.created_at, now).await?;
+            tracing::info!(family = %row.family_id, user = %row.user_id, "refresh retried after a lost answer");
+        } else {
+            // A rotated token came back: someone else holds a copy. End the whole session.
+            sessions::revoke_family(&state.db, &row.family_id, now).await?;
+            tracing::warn!(family = %row.family_id, user = %row.user_id, "refresh token reused; session revoked");
+            return Err(ApiError::new(ErrorCode::RefreshTokenReused));
+        }
     }
     if row.expires_at <= now || device_id.is_some_and(|d| d != row.device_id) {
         return Err(invalid());
@@ -109,6 +116,30 @@ pub async fn refresh(
         return Err(invalid());
     }
     issue_pair(state, &row.user_id, &row.device_id, &row.family_id).await
+}
+
+/// Whether a used refresh token presented again is its own device retrying a refresh whose
+/// answer never arrived (4G dropped mid-response): the device says who it is, the first use was
+/// within the grace period, and no token issued since has been used.
+async fn lost_answer(
+    state: &AppState,
+    row: &crate::db::entities::refresh_token::Model,
+    device_id: Option<&str>,
+    now: time::OffsetDateTime,
+) -> ApiResult<bool> {
+    let grace = Duration::seconds(state.settings.refresh_reuse_grace_secs.max(0));
+    // `mark_used` may have lost a race just now: the winner's time is in the database.
+    let used_at = match row.used_at {
+        Some(t) => Some(t),
+        None => sessions::find_by_hash(&state.db, &row.token_hash)
+            .await?
+            .and_then(|r| r.used_at),
+    };
+    let recent = used_at.is_some_and(|t| now - t <= grace);
+    Ok(!grace.is_zero()
+        && recent
+        && device_id == Some(row.device_id.as_str())
+        && !sessions::used_since(&state.db, &row.family_id, row.created_at).await?)
 }
 
 pub async fn logout(state: &AppState, session_id: &str) -> ApiResult<()> {

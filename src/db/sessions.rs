@@ -60,6 +60,40 @@ pub async fn mark_used<C: ConnectionTrait>(
     Ok(result.rows_affected == 1)
 }
 
+/// Whether a token of the family issued after `after` has been used: the client that refreshed
+/// at `after` got its answer and moved on.
+pub async fn used_since<C: ConnectionTrait>(
+    db: &C,
+    family_id: &str,
+    after: OffsetDateTime,
+) -> Result<bool, DbErr> {
+    Ok(refresh_token::Entity::find()
+        .filter(refresh_token::Column::FamilyId.eq(family_id))
+        .filter(refresh_token::Column::CreatedAt.gt(after))
+        .filter(refresh_token::Column::UsedAt.is_not_null())
+        .one(db)
+        .await?
+        .is_some())
+}
+
+/// Revoke the family's tokens issued after `after` and never used (an answer that was lost).
+pub async fn revoke_unused_since<C: ConnectionTrait>(
+    db: &C,
+    family_id: &str,
+    after: OffsetDateTime,
+    at: OffsetDateTime,
+) -> Result<(), DbErr> {
+    refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::RevokedAt, Expr::value(at))
+        .filter(refresh_token::Column::FamilyId.eq(family_id))
+        .filter(refresh_token::Column::CreatedAt.gt(after))
+        .filter(refresh_token::Column::UsedAt.is_null())
+        .filter(refresh_token::Column::RevokedAt.is_null())
+        .exec(db)
+        .await
+        .map(|_| ())
+}
+
 pub async fn revoke_family<C: ConnectionTrait>(
     db: &C,
     family_id: &str,

@@ -206,6 +206,98 @@ async fn a_refresh_token_rotates_and_its_reuse_revokes_the_whole_session() {
     app.login_pair("rep_a", Some("phone-1")).await;
 }
 
+/// 4G drops the answer to a refresh: the phone presents the same token again, with its device
+/// id, moments later. It gets a new pair; the lost answer's token is dead (401, not a reuse that
+/// ends the session); the session goes on.
+#[tokio::test]
+async fn a_refresh_whose_answer_was_lost_can_be_retried_by_the_same_phone() {
+    let app = spawn_app().await;
+    let first = app.login_pair("rep_a", Some("phone-1")).await;
+    let first_refresh = first["refresh_token"].as_str().unwrap();
+    let lost: Value = refresh(&app, first_refresh, Some("phone-1"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let lost_refresh = lost["refresh_token"].as_str().unwrap();
+
+    let retried = refresh(&app, first_refresh, Some("phone-1")).await;
+    assert_eq!(retried.status(), 200);
+    let retried: Value = retried.json().await.unwrap();
+    let retried_refresh = retried["refresh_token"].as_str().unwrap();
+    assert_ne!(retried_refresh, lost_refresh);
+    error_body(
+        refresh(&app, lost_refresh, Some("phone-1")).await,
+        401,
+        "refresh_token_invalid",
+    )
+    .await;
+    let next = refresh(&app, retried_refresh, Some("phone-1")).await;
+    assert_eq!(next.status(), 200, "the session goes on");
+    let next: Value = next.json().await.unwrap();
+
+    // Once a later token has been used, the first one coming back is a copy: session over.
+    error_body(
+        refresh(&app, first_refresh, Some("phone-1")).await,
+        401,
+        "refresh_token_reused",
+    )
+    .await;
+    error_body(
+        refresh(
+            &app,
+            next["refresh_token"].as_str().unwrap(),
+            Some("phone-1"),
+        )
+        .await,
+        401,
+        "refresh_token_invalid",
+    )
+    .await;
+}
+
+/// Past the grace period, or from a caller that does not name the phone, a second use is reuse.
+#[tokio::test]
+async fn a_late_or_anonymous_second_use_of_a_refresh_token_still_ends_the_session() {
+    use fieldproof::db::entities::refresh_token;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+    let app = spawn_app().await;
+    let first = app.login_pair("rep_a", Some("phone-1")).await;
+    let first_refresh = first["refresh_token"].as_str().unwrap();
+    let second: Value = refresh(&app, first_refresh, Some("phone-1"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    // The first use was two minutes ago (the grace is 60 s).
+    refresh_token::Entity::update_many()
+        .col_expr(
+            refresh_token::Column::UsedAt,
+            Expr::value(fieldproof::db::now() - time::Duration::minutes(2)),
+        )
+        .filter(refresh_token::Column::UsedAt.is_not_null())
+        .exec(&app.db)
+        .await
+        .unwrap();
+    error_body(
+        refresh(&app, first_refresh, Some("phone-1")).await,
+        401,
+        "refresh_token_reused",
+    )
+    .await;
+    error_body(
+        refresh(
+            &app,
+            second["refresh_token"].as_str().unwrap(),
+            Some("phone-1"),
+        )
+        .await,
+        401,
+        "refresh_token_invalid",
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn a_refresh_token_works_only_on_the_device_it_was_issued_to() {
     let app = spawn_app().await;
