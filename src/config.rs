@@ -123,7 +123,8 @@ pub struct Settings {
     pub lead_reclaim_block_hours: i64,
     /// Protection window of a claimed or manually reassigned lead, hours.
     pub lead_claim_protection_hours: u32,
-    /// Public capture submissions per source and client address per minute, per process.
+    /// Public capture submissions per source and client address per minute, across all
+    /// instances (counted in the database, `db::rate_limits`).
     pub lead_capture_per_minute: u32,
     /// Largest CSV import accepted, bytes (100k rows of a typical sheet are ~15 MB).
     pub lead_import_max_bytes: usize,

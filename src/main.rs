@@ -2,8 +2,8 @@
 
 /// mimalloc instead of glibc malloc: the intake paths allocate many small, short-lived objects
 /// across threads (request parsing, rows, decision records), where glibc's arenas spent a fifth
-/// of the server's CPU (docs/benchmarks.md); mimalloc also returns freed large buffers (photos)
-/// to the system, which kept peak RSS low under concurrent uploads.
+/// of the server's CPU (docs/leads.md). Peak RSS under 64 concurrent 10 MB uploads is ~200 MiB
+/// with it (110 MiB with glibc and a fixed mmap threshold; target < 300 MiB, docs/benchmarks.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

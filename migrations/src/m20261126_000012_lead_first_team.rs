@@ -3,11 +3,12 @@
 //! from East to South as South's cross-group move and dropped it from East's figures, so a
 //! team's mis-assignment rate could not show its own mis-assignments.
 //!
-//! Existing rows: a lead never moved keeps its current team; a moved lead takes the `from_team`
-//! of its first cross-team reassignment; a lead back in the pool takes the team of the rep its
-//! first decision named (that rep's team today: the best the stored rows tell).
+//! Existing rows, from their decisions: a lead first assigned by a manager takes the team that
+//! reassignment names; any other takes the team of the rep its first rule, existing-owner or
+//! claim decision named (that rep's team today: the best the stored rows tell); a lead whose
+//! decisions name no team keeps its current one.
 
-use sea_orm_migration::sea_orm::{ConnectionTrait, JsonValue};
+use sea_orm_migration::sea_orm::{ConnectionTrait, JsonValue, Statement};
 use sea_orm_migration::{prelude::*, schema::*};
 
 #[derive(DeriveMigrationName)]
@@ -60,64 +61,28 @@ impl MigrationTrait for Migration {
 
 async fn backfill(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
     let db = manager.get_connection();
-    // Never moved: the current team is the first one.
-    db.execute(
-        &Query::update()
-            .table(Leads::Table)
-            .value(Leads::FirstTeamId, Expr::col(Leads::TeamId))
-            .and_where(Expr::col(Leads::TeamId).is_not_null())
-            .and_where(Expr::col(Leads::MovedTeam).eq(false))
-            .to_owned(),
-    )
-    .await?;
-    // The rest, from each lead's decisions, oldest first: a reassignment names the team it
-    // moved the lead from; any other decision names the rep who got it.
-    let decisions = Query::select()
-        .column((LeadDecisions::Table, LeadDecisions::LeadId))
-        .column((LeadDecisions::Table, LeadDecisions::Kind))
-        .column((LeadDecisions::Table, LeadDecisions::Record))
-        .column((Users::Table, Users::TeamId))
-        .from(LeadDecisions::Table)
-        .inner_join(
-            Leads::Table,
-            Expr::col((Leads::Table, Leads::Id))
-                .equals((LeadDecisions::Table, LeadDecisions::LeadId)),
-        )
-        .left_join(
-            Users::Table,
-            Expr::col((Users::Table, Users::Id))
-                .equals((LeadDecisions::Table, LeadDecisions::RepId)),
-        )
-        .and_where(Expr::col((Leads::Table, Leads::FirstTeamId)).is_null())
-        .order_by((LeadDecisions::Table, LeadDecisions::DecidedAt), Order::Asc)
-        .order_by((LeadDecisions::Table, LeadDecisions::Id), Order::Asc)
-        .to_owned();
-    let mut first: Vec<(String, String)> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for row in db.query_all(&decisions).await? {
+    // 1. Leads whose first decision was a manager's reassignment: the team it names (read from
+    //    the record, in Rust: JSON access differs between the databases; such leads are few).
+    let by_hand = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT d.lead_id, d.record FROM lead_decisions d \
+             WHERE d.kind = 'reassign' AND NOT EXISTS ( \
+               SELECT 1 FROM lead_decisions e WHERE e.lead_id = d.lead_id \
+               AND e.kind IN ('rule', 'existing_owner', 'claim', 'reassign') \
+               AND (e.decided_at < d.decided_at OR (e.decided_at = d.decided_at AND e.id < d.id)))",
+        ))
+        .await?;
+    for row in by_hand {
         let lead_id: String = row.try_get_by_index(0)?;
-        if seen.contains(&lead_id) {
+        let record: JsonValue = row.try_get_by_index(1)?;
+        let Some(team) = record["from_team"]
+            .as_str()
+            .or(record["to_team"].as_str())
+            .map(str::to_owned)
+        else {
             continue;
-        }
-        let kind: String = row.try_get_by_index(1)?;
-        let record: JsonValue = row.try_get_by_index(2)?;
-        let rep_team: Option<String> = row.try_get_by_index(3)?;
-        let team = if kind == "reassign" {
-            record["from_team"]
-                .as_str()
-                .or(record["to_team"].as_str())
-                .map(str::to_owned)
-        } else if kind == "pool" || kind == "expired" {
-            None
-        } else {
-            rep_team
         };
-        if let Some(team) = team {
-            seen.insert(lead_id.clone());
-            first.push((lead_id, team));
-        }
-    }
-    for (lead_id, team) in first {
         db.execute(
             &Query::update()
                 .table(Leads::Table)
@@ -127,6 +92,23 @@ async fn backfill(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
         )
         .await?;
     }
+    // 2. The rest: the team of the rep their first rule, existing-owner or claim decision named
+    //    (that rep's team today: the best the stored rows tell). One statement, on the
+    //    decisions' (lead_id, decided_at) index.
+    db.execute_unprepared(
+        "UPDATE leads SET first_team_id = ( \
+           SELECT u.team_id FROM lead_decisions d JOIN users u ON u.id = d.rep_id \
+           WHERE d.lead_id = leads.id AND d.kind IN ('rule', 'existing_owner', 'claim') \
+           ORDER BY d.decided_at, d.id LIMIT 1) \
+         WHERE first_team_id IS NULL",
+    )
+    .await?;
+    // 3. Whatever the decisions do not tell: the current team.
+    db.execute_unprepared(
+        "UPDATE leads SET first_team_id = team_id \
+         WHERE first_team_id IS NULL AND team_id IS NOT NULL",
+    )
+    .await?;
     Ok(())
 }
 
@@ -135,26 +117,6 @@ enum Leads {
     Table,
     Id,
     OrgId,
-    TeamId,
     FirstTeamId,
-    MovedTeam,
     CreatedAt,
-}
-
-#[derive(DeriveIden, Clone, Copy)]
-enum LeadDecisions {
-    Table,
-    Id,
-    LeadId,
-    Kind,
-    RepId,
-    Record,
-    DecidedAt,
-}
-
-#[derive(DeriveIden, Clone, Copy)]
-enum Users {
-    Table,
-    Id,
-    TeamId,
 }

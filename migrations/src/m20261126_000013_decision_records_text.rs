@@ -23,17 +23,7 @@ impl MigrationTrait for Migration {
             "ALTER TABLE lead_decisions ALTER COLUMN record TYPE text USING record::text",
         )
         .await?;
-        // LZ4 is a build option of PostgreSQL (on in the common packages); without it the
-        // column keeps the default compression.
-        let lz4 = db
-            .query_one_raw(sea_orm_migration::sea_orm::Statement::from_string(
-                DatabaseBackend::Postgres,
-                "SELECT 1 FROM pg_settings WHERE name = 'default_toast_compression' \
-                 AND 'lz4' = ANY(enumvals)",
-            ))
-            .await?
-            .is_some();
-        if lz4 {
+        if lz4_available(manager).await? {
             db.execute_unprepared(
                 "ALTER TABLE lead_decisions ALTER COLUMN record SET COMPRESSION lz4",
             )
@@ -46,13 +36,31 @@ impl MigrationTrait for Migration {
         if manager.get_database_backend() != DatabaseBackend::Postgres {
             return Ok(());
         }
-        manager
-            .get_connection()
-            .execute_unprepared(
-                "ALTER TABLE lead_decisions ALTER COLUMN record SET COMPRESSION default; \
-                 ALTER TABLE lead_decisions ALTER COLUMN record TYPE json USING record::json",
+        let db = manager.get_connection();
+        if lz4_available(manager).await? {
+            db.execute_unprepared(
+                "ALTER TABLE lead_decisions ALTER COLUMN record SET COMPRESSION default",
             )
             .await?;
+        }
+        db.execute_unprepared(
+            "ALTER TABLE lead_decisions ALTER COLUMN record TYPE json USING record::json",
+        )
+        .await?;
         Ok(())
     }
+}
+
+/// LZ4 for TOAST is a build option of PostgreSQL 14+ (on in the common packages); without it
+/// the column keeps the default compression (and `SET COMPRESSION` does not exist before 14).
+async fn lz4_available(manager: &SchemaManager<'_>) -> Result<bool, DbErr> {
+    Ok(manager
+        .get_connection()
+        .query_one_raw(sea_orm_migration::sea_orm::Statement::from_string(
+            DatabaseBackend::Postgres,
+            "SELECT 1 FROM pg_settings WHERE name = 'default_toast_compression' \
+             AND 'lz4' = ANY(enumvals)",
+        ))
+        .await?
+        .is_some())
 }

@@ -68,12 +68,17 @@ pub async fn hit<C: ConnectionTrait>(
 fn judge(previous: i64, current: i64, elapsed: f64, per_minute: u32) -> Result<(), u64> {
     let overlap = (1.0 - elapsed / WINDOW_SECS as f64).clamp(0.0, 1.0);
     let estimate = previous as f64 * overlap + current as f64;
-    if estimate <= f64::from(per_minute.max(1)) {
-        Ok(())
-    } else {
-        // The current window's end: by then this window's hits weigh less and less.
-        Err(((WINDOW_SECS as f64 - elapsed).ceil() as u64).max(1))
+    let limit = f64::from(per_minute.max(1));
+    if estimate <= limit {
+        return Ok(());
     }
+    // When a retry passes: `τ` into the next window this window's hits weigh
+    // `current · (1 − τ/60)` and the retry is the next window's first, so it passes once
+    // `current · (1 − τ/60) + 1 ≤ limit`. Refused hits count, so a client that keeps
+    // hammering is told to wait longer.
+    let window = WINDOW_SECS as f64;
+    let into_next = (window * (1.0 - (limit - 1.0) / current.max(1) as f64)).max(0.0);
+    Err(((window - elapsed + into_next).ceil() as u64).max(1))
 }
 
 /// Forget windows that started before `before` (they no longer weigh on any estimate).
@@ -107,7 +112,11 @@ mod tests {
         assert!(judge(0, 5, 10.0, 4).is_err());
         // A minute later the previous window no longer weighs.
         assert_eq!(judge(4, 1, 59.9, 4), Ok(()));
-        // The wait is the rest of the window.
-        assert_eq!(judge(0, 9, 15.0, 4), Err(45));
+        // The wait: the rest of this window, then until its 9 hits weigh 3 (40 s): 85 s.
+        assert_eq!(judge(0, 9, 15.0, 4), Err(85));
+        // ...and a retry then passes: 9 · (1 − 40/60) + 1 = 4.
+        assert_eq!(judge(9, 1, 40.0, 4), Ok(()));
+        // Refused by the previous window's weight: the next window is soon enough.
+        assert_eq!(judge(4, 1, 0.5, 4), Err(60));
     }
 }

@@ -7,7 +7,8 @@
 //! rate limit per source and client address counted in the database (`db::rate_limits`), so it
 //! holds across every instance: an in-process window let a client through N times the limit
 //! behind a load balancer of N instances. Every submission already costs a key lookup; the
-//! count is one more indexed upsert.
+//! count adds an indexed upsert and a read of the previous window (on SQLite the upsert takes
+//! the single writer for a moment, also for a refused submission).
 
 use super::leads::{CreateLeadRequest, invalid_lead};
 use crate::auth::Caller;

@@ -1426,8 +1426,8 @@ async fn the_in_memory_visibility_check_agrees_with_the_query() {
     assert!(checked.0 > 100 && checked.1 > 100, "{checked:?}");
 }
 
-/// Leads stored before `first_team_id` existed get the team they first went to: the current one
-/// if never moved, else the one their first decision names (moved to South, back in the pool).
+/// Leads stored before `first_team_id` existed get the team their first decision gave them:
+/// whether still there, moved to South by a manager, back in the pool, or claimed by South since.
 #[tokio::test]
 async fn the_first_team_migration_fills_in_leads_stored_before_it() {
     use fieldproof::db::entities::lead;
@@ -1442,7 +1442,7 @@ async fn the_first_team_migration_fills_in_leads_stored_before_it() {
         .await
         .unwrap();
     let mut ids = Vec::new();
-    for i in 0..3 {
+    for i in 0..4 {
         let lead = create_lead(&app, &manager, &lead_body(&format!("首组{i}号公司"))).await;
         ids.push(s(&lead["id"]).to_owned());
     }
@@ -1464,6 +1464,38 @@ async fn the_first_team_migration_fills_in_leads_stored_before_it() {
     back.owner_id = Set(None);
     back.team_id = Set(None);
     back.update(&app.db).await.unwrap();
+    // Expired, then claimed by a South rep: in South now, never "moved" by a manager.
+    let row = lead::Entity::find_by_id(ids[3].clone())
+        .one(&app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut claimed: lead::ActiveModel = row.into();
+    claimed.owner_id = Set(Some(app.users["rep_south"].clone()));
+    claimed.team_id = Set(Some(app.teams[1].clone()));
+    claimed.update(&app.db).await.unwrap();
+    // A pool lead no rule assigned, given to a South rep by hand: South first.
+    let mut pooled = leads::new_row(
+        &app.org_id,
+        draft("首组手动公司"),
+        &leads::Origin::default(),
+        fieldproof::db::now(),
+    );
+    pooled.needs_assignment = Set(false);
+    let by_hand = lead::Entity::insert(pooled)
+        .exec(&app.db)
+        .await
+        .unwrap()
+        .last_insert_id;
+    let admin = app.token("admin").await;
+    let given = app
+        .post(
+            &format!("/api/v1/leads/{by_hand}/reassign"),
+            &admin,
+            &json!({"rep_id": app.users["rep_south"]}),
+        )
+        .await;
+    assert_eq!(given.status(), 200);
 
     Migrator::down(
         &app.db,
@@ -1487,6 +1519,15 @@ async fn the_first_team_migration_fills_in_leads_stored_before_it() {
         .unwrap()
         .unwrap();
     assert_eq!(south.team_id.as_deref(), Some(app.teams[1].as_str()));
+    let by_hand = lead::Entity::find_by_id(by_hand)
+        .one(&app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        by_hand.first_team_id.as_deref(),
+        Some(app.teams[1].as_str())
+    );
 }
 
 /// How many migrations `down` must undo to undo `name` (and every later one).

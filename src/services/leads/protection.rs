@@ -242,6 +242,10 @@ pub async fn reassign(
 ) -> anyhow::Result<lead::Model> {
     let txn = db.begin().await?;
     repo::take_turn(&txn, &row.org_id).await?;
+    // Read again inside the turn: a batch may have assigned it since the caller read it.
+    let row = repo::find(&txn, &row.id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the lead disappeared"))?;
     let now = db::now();
     let moved = row.team_id.is_some() && row.team_id != to.team_id;
     let from = row.owner_id.clone();
