@@ -18,6 +18,7 @@ mod m20261126_000012_lead_first_team;
 mod m20261126_000013_decision_records_text;
 mod m20261126_000014_rate_limit_windows;
 mod m20261126_000015_quote_pdf_key_index;
+mod m20261126_000016_outbox_sequence;
 mod util;
 
 pub struct Migrator;
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000013_decision_records_text::Migration),
             Box::new(m20261126_000014_rate_limit_windows::Migration),
             Box::new(m20261126_000015_quote_pdf_key_index::Migration),
+            Box::new(m20261126_000016_outbox_sequence::Migration),
         ]
     }
 }

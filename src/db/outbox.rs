@@ -26,6 +26,9 @@ pub struct NewOutboxRow {
     pub payload: serde_json::Value,
     /// Unique over all rows: queuing the same key again adds nothing.
     pub dedup_key: String,
+    /// Rows sharing it are delivered in the order they were queued: one is not sent while an
+    /// earlier one is neither delivered nor given up (a quote's ERP events). `None`: no order.
+    pub sequence_key: Option<String>,
 }
 
 /// Queue a message due now, unless its dedup key is already queued; returns whether it was added.
@@ -46,6 +49,7 @@ pub async fn enqueue<C: ConnectionTrait>(db: &C, new: NewOutboxRow) -> Result<bo
         gave_up_at: Set(None),
         last_error: Set(None),
         created_at: Set(now),
+        sequence_key: Set(new.sequence_key),
     };
     let added = outbox::Entity::insert(row)
         .on_conflict(
@@ -58,9 +62,31 @@ pub async fn enqueue<C: ConnectionTrait>(db: &C, new: NewOutboxRow) -> Result<bo
     Ok(added == 1)
 }
 
-/// Rows due at `now` whose lease (if any) has run out: due, not owned.
+/// Rows due at `now` whose lease (if any) has run out: due, not owned, and not behind an
+/// unfinished earlier row of their sequence (ids are time-ordered: earlier is smaller).
 fn claimable(now: OffsetDateTime) -> Condition {
+    use sea_orm::sea_query::{Alias, Query};
+    let earlier = Alias::new("earlier");
+    let waiting_behind = Query::select()
+        .expr(Expr::value(1))
+        .from_as(outbox::Entity, earlier.clone())
+        .and_where(
+            Expr::col((earlier.clone(), outbox::Column::SequenceKey))
+                .equals((outbox::Entity, outbox::Column::SequenceKey)),
+        )
+        .and_where(
+            Expr::col((earlier.clone(), outbox::Column::Id))
+                .lt(Expr::col((outbox::Entity, outbox::Column::Id))),
+        )
+        .and_where(Expr::col((earlier.clone(), outbox::Column::DeliveredAt)).is_null())
+        .and_where(Expr::col((earlier, outbox::Column::GaveUpAt)).is_null())
+        .to_owned();
     Condition::all()
+        .add(
+            Condition::any()
+                .add(outbox::Column::SequenceKey.is_null())
+                .add(Expr::exists(waiting_behind).not()),
+        )
         .add(outbox::Column::NextAttemptAt.lte(now))
         .add(outbox::Column::DeliveredAt.is_null())
         .add(

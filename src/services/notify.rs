@@ -90,6 +90,8 @@ pub async fn notify<C: ConnectionTrait>(db: &C, notice: Notice) -> Result<Notifi
                 target_id: hook.id,
                 payload: payload.clone(),
                 dedup_key,
+                // Chat messages are independent: one robot failing does not hold up the next.
+                sequence_key: None,
             },
         )
         .await?;

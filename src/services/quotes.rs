@@ -641,6 +641,8 @@ async fn queue_erp(
             target_id: quote.id.clone(),
             payload,
             dedup_key: format!("erp:{event}:{}", quote.id),
+            // The ERP gets a quote's events in order: `confirmed` never before `issued`.
+            sequence_key: Some(format!("erp:{}", quote.id)),
         },
     )
     .await?;

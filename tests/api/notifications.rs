@@ -673,3 +673,93 @@ async fn the_schema_goes_all_the_way_down_and_back_up() {
     Migrator::up(&app.db, None).await.expect("and up again");
     assert!(outbox_rows(&app).await.is_empty());
 }
+
+/// Rows sharing a sequence key (a quote's ERP events) go out in order: the second is not due
+/// while the first is neither delivered nor given up; rows of other keys, or of none, are not
+/// held up.
+#[tokio::test]
+async fn rows_of_one_sequence_are_sent_in_order_and_others_are_not_held_up() {
+    use db::outbox::{NewOutboxRow, claim, due_ids, enqueue, give_up, mark_delivered};
+    let app = spawn_app_with(|s| s.jobs = false).await;
+    let db = &app.db;
+    for (n, key) in [
+        ("issued", Some("erp:q1")),
+        ("confirmed", Some("erp:q1")),
+        ("amended", Some("erp:q1")),
+        ("other-quote", Some("erp:q2")),
+        ("unordered", None),
+    ] {
+        let row = NewOutboxRow {
+            org_id: app.org_id.clone(),
+            topic: "erp_quote",
+            target_id: format!("quote-{n}"),
+            payload: json!({"n": n}),
+            dedup_key: format!("test:{n}"),
+            sequence_key: key.map(str::to_owned),
+        };
+        assert!(enqueue(db, row).await.unwrap());
+        // Distinct, increasing ids (time-ordered) even on a fast machine.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let later = db::now() + time::Duration::seconds(1);
+    let due = || due_ids(db, later, 100);
+    assert_eq!(
+        targets_of(db, due().await.unwrap()).await,
+        ["quote-issued", "quote-other-quote", "quote-unordered"]
+    );
+    mark_delivered(db, &id_of(db, "quote-issued").await, db::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        targets_of(db, due().await.unwrap()).await,
+        ["quote-confirmed", "quote-other-quote", "quote-unordered"]
+    );
+    // Given up counts as finished: the next of the sequence may go.
+    let confirmed = id_of(db, "quote-confirmed").await;
+    let now = db::now();
+    assert!(
+        claim(
+            db,
+            &confirmed,
+            "worker-t",
+            now,
+            now + time::Duration::minutes(1)
+        )
+        .await
+        .unwrap()
+        .is_some()
+    );
+    give_up(db, &confirmed, "worker-t", now, "gone")
+        .await
+        .unwrap();
+    assert_eq!(
+        targets_of(db, due().await.unwrap()).await,
+        ["quote-amended", "quote-other-quote", "quote-unordered"]
+    );
+}
+
+async fn targets_of(db: &sea_orm::DatabaseConnection, ids: Vec<String>) -> Vec<String> {
+    use sea_orm::EntityTrait;
+    let mut out = Vec::new();
+    for id in ids {
+        let row = outbox_row::Entity::find_by_id(id)
+            .one(db)
+            .await
+            .unwrap()
+            .unwrap();
+        out.push(row.target_id);
+    }
+    out.sort();
+    out
+}
+
+async fn id_of(db: &sea_orm::DatabaseConnection, target: &str) -> String {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    outbox_row::Entity::find()
+        .filter(outbox_row::Column::TargetId.eq(target))
+        .one(db)
+        .await
+        .unwrap()
+        .unwrap()
+        .id
+}

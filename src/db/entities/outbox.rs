@@ -22,6 +22,8 @@ pub struct Model {
     #[sea_orm(column_type = "Text", nullable)]
     pub last_error: Option<String>,
     pub created_at: TimeDateTimeWithTimeZone,
+    /// Rows with the same key are sent in order (see `db::outbox`).
+    pub sequence_key: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

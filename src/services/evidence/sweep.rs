@@ -14,6 +14,13 @@ fn sha_of(key: &str) -> Option<&str> {
     (sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit())).then_some(sha)
 }
 
+/// How far back past the grace period a pass looks. Every pass (hourly by default, on every
+/// instance) re-checking every blob ever stored against the database would be millions of
+/// queries an hour at millions of photos; a blob is only an orphan candidate in the week after
+/// its grace ended, which every pass of that week sees. (After more than a week without any
+/// instance running, orphans from before stay: storage, not data.)
+pub const LOOKBACK: Duration = Duration::days(7);
+
 /// One pass; returns how many blobs were removed.
 pub async fn sweep_orphans(
     state: &AppState,
@@ -21,10 +28,11 @@ pub async fn sweep_orphans(
     grace: Duration,
 ) -> anyhow::Result<usize> {
     let cutoff = now - grace;
+    let oldest = cutoff - LOOKBACK;
     let mut removed = 0;
     for prefix in ["originals/", "thumbs/", "quotes/"] {
         for entry in state.blobs.list(prefix).await? {
-            if entry.last_modified > cutoff {
+            if entry.last_modified > cutoff || entry.last_modified < oldest {
                 continue;
             }
             let in_use = if prefix == "quotes/" {
