@@ -665,6 +665,20 @@ async fn a_utf8_csv_with_bom_imports_and_a_file_without_a_company_column_is_refu
     .await;
 }
 
+/// A website-form lead source made by the admin (its key is in the answer, once).
+async fn website_source(app: &TestApp) -> Value {
+    let admin = app.token("admin").await;
+    app.post(
+        "/api/v1/lead-sources",
+        &admin,
+        &json!({"name": "官网表单", "channel": "官网"}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn the_public_capture_form_needs_its_key_drops_honeypots_and_is_rate_limited() {
     let app = spawn_app_with(|s| {
@@ -674,16 +688,7 @@ async fn the_public_capture_form_needs_its_key_drops_honeypots_and_is_rate_limit
     .await;
     profile(&app, "rep_a", 10, &[], true).await;
     let admin = app.token("admin").await;
-    let source: Value = app
-        .post(
-            "/api/v1/lead-sources",
-            &admin,
-            &json!({"name": "官网表单", "channel": "官网"}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let source = website_source(&app).await;
     let key = s(&source["key"]).to_owned();
     assert!(key.starts_with("fpls_"));
     let listed: Value = app
@@ -1552,17 +1557,7 @@ async fn the_capture_limit_holds_across_two_instances() {
     .await;
     profile(&app, "rep_a", 10, &[], true).await;
     let peer = app.spawn_peer(|s| s.jobs = false).await;
-    let admin = app.token("admin").await;
-    let source: Value = app
-        .post(
-            "/api/v1/lead-sources",
-            &admin,
-            &json!({"name": "官网表单", "channel": "官网"}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let source = website_source(&app).await;
     let key = s(&source["key"]).to_owned();
     let mut statuses = Vec::new();
     for (i, base) in [&app.address, &peer.address, &app.address, &peer.address]
