@@ -166,17 +166,23 @@ async fn refresh(
         .unwrap()
 }
 
-#[tokio::test]
-async fn a_refresh_token_rotates_and_its_reuse_revokes_the_whole_session() {
-    let app = spawn_app().await;
+/// rep_a logs in on phone-1 and refreshes once: the first refresh token and the pair it bought.
+async fn rotated_once(app: &crate::helpers::TestApp) -> (String, Value) {
     let first = app.login_pair("rep_a", Some("phone-1")).await;
-    let first_refresh = first["refresh_token"].as_str().unwrap();
-
-    let second: Value = refresh(&app, first_refresh, Some("phone-1"))
+    let first_refresh = first["refresh_token"].as_str().unwrap().to_owned();
+    let second = refresh(app, &first_refresh, Some("phone-1"))
         .await
         .json()
         .await
         .unwrap();
+    (first_refresh, second)
+}
+
+#[tokio::test]
+async fn a_refresh_token_rotates_and_its_reuse_revokes_the_whole_session() {
+    let app = spawn_app().await;
+    let (first_refresh, second) = rotated_once(&app).await;
+    let first_refresh = first_refresh.as_str();
     let second_refresh = second["refresh_token"].as_str().unwrap();
     let second_access = second["access_token"].as_str().unwrap();
     assert_ne!(first_refresh, second_refresh);
@@ -212,13 +218,8 @@ async fn a_refresh_token_rotates_and_its_reuse_revokes_the_whole_session() {
 #[tokio::test]
 async fn a_refresh_whose_answer_was_lost_can_be_retried_by_the_same_phone() {
     let app = spawn_app().await;
-    let first = app.login_pair("rep_a", Some("phone-1")).await;
-    let first_refresh = first["refresh_token"].as_str().unwrap();
-    let lost: Value = refresh(&app, first_refresh, Some("phone-1"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let (first_refresh, lost) = rotated_once(&app).await;
+    let first_refresh = first_refresh.as_str();
     let lost_refresh = lost["refresh_token"].as_str().unwrap();
 
     let retried = refresh(&app, first_refresh, Some("phone-1")).await;
@@ -272,13 +273,8 @@ async fn a_late_or_anonymous_second_use_of_a_refresh_token_still_ends_the_sessio
     use fieldproof::db::entities::refresh_token;
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
     let app = spawn_app().await;
-    let first = app.login_pair("rep_a", Some("phone-1")).await;
-    let first_refresh = first["refresh_token"].as_str().unwrap();
-    let second: Value = refresh(&app, first_refresh, Some("phone-1"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let (first_refresh, second) = rotated_once(&app).await;
+    let first_refresh = first_refresh.as_str();
     // The first use was two minutes ago (the grace is 60 s).
     refresh_token::Entity::update_many()
         .col_expr(

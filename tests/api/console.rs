@@ -5,9 +5,9 @@
 
 use crate::evidence::{SITE, deal_at_site_survey, form, photo, upload, uuid};
 use crate::helpers::{PASSWORD, TestApp, spawn_app, spawn_app_with};
-use crate::leads::{create_lead, lead_body, three_reps};
+use crate::leads::{create_lead, east_leads, lead_body};
 use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
-use reqwest::{Method, Response, StatusCode, redirect};
+use reqwest::{Response, StatusCode, redirect};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
@@ -535,19 +535,8 @@ async fn the_heatmap_page_colours_the_week_and_downloads_as_csv() {
 /// converted by its owner in its window, the second moved by the manager to rep_south of the
 /// South team: as in `leads::health_figures_count_latency_conversion_and_cross_group_moves`.
 async fn leads_with_known_health(app: &TestApp) {
-    three_reps(app).await;
+    let leads = east_leads(app, "manager_east", "健康", 4).await;
     let manager = app.token("manager_east").await;
-    let rules = app
-        .request(Method::PUT, "/api/v1/lead-rules", Some(&manager))
-        .json(&json!({"layers": [{"name": "east", "conditions": [{"field": "rep_team", "in": ["East"]}]}]}))
-        .send()
-        .await
-        .expect("rules");
-    assert!(rules.status().is_success(), "rules: {}", rules.status());
-    let mut leads = Vec::new();
-    for i in 0..4 {
-        leads.push(create_lead(app, &manager, &lead_body(&format!("健康{i}号公司"))).await);
-    }
     let id = |l: &Value| l["id"].as_str().unwrap_or_default().to_owned();
     let owner = if leads[0]["owner_id"] == app.users["rep_a"] {
         "rep_a"

@@ -38,6 +38,25 @@ pub(crate) async fn create_lead(app: &TestApp, token: &str, body: &Value) -> Val
     response.json().await.unwrap()
 }
 
+/// Three reps, a rule set that gives every lead to the East team (saved by `user`), and `n` leads
+/// `user` typed in (companies `{prefix}{i}号公司`), as created.
+pub(crate) async fn east_leads(app: &TestApp, user: &str, prefix: &str, n: usize) -> Vec<Value> {
+    three_reps(app).await;
+    let token = app.token(user).await;
+    let rules = app
+        .request(Method::PUT, "/api/v1/lead-rules", Some(&token))
+        .json(&json!({"layers": [{"name": "east", "conditions": [{"field": "rep_team", "in": ["East"]}]}]}))
+        .send()
+        .await
+        .unwrap();
+    assert!(rules.status().is_success(), "rules: {}", rules.status());
+    let mut leads = Vec::new();
+    for i in 0..n {
+        leads.push(create_lead(app, &token, &lead_body(&format!("{prefix}{i}号公司"))).await);
+    }
+    leads
+}
+
 fn s(v: &Value) -> &str {
     v.as_str().unwrap_or_default()
 }
@@ -753,16 +772,8 @@ async fn the_public_capture_form_needs_its_key_drops_honeypots_and_is_rate_limit
 #[tokio::test]
 async fn what_if_replays_recent_leads_against_a_draft_and_reports_the_differences() {
     let app = spawn_app_with(|s| s.jobs = false).await;
-    three_reps(&app).await;
+    east_leads(&app, "admin", "回放", 6).await;
     let admin = app.token("admin").await;
-    app.request(Method::PUT, "/api/v1/lead-rules", Some(&admin))
-        .json(&json!({"layers": [{"name": "east", "conditions": [{"field": "rep_team", "in": ["East"]}]}]}))
-        .send()
-        .await
-        .unwrap();
-    for i in 0..6 {
-        create_lead(&app, &admin, &lead_body(&format!("回放{i}号公司"))).await;
-    }
     let draft = json!({"layers": [{"name": "south only", "conditions": [{"field": "rep_team", "in": ["South"]}]}]});
     let response = app
         .post(
@@ -829,17 +840,8 @@ async fn what_if_replays_recent_leads_against_a_draft_and_reports_the_difference
 #[tokio::test]
 async fn health_figures_count_latency_conversion_and_cross_group_moves() {
     let app = spawn_app_with(|s| s.jobs = false).await;
-    three_reps(&app).await;
+    let leads = east_leads(&app, "manager_east", "健康", 4).await;
     let manager = app.token("manager_east").await;
-    app.request(Method::PUT, "/api/v1/lead-rules", Some(&manager))
-        .json(&json!({"layers": [{"name": "east", "conditions": [{"field": "rep_team", "in": ["East"]}]}]}))
-        .send()
-        .await
-        .unwrap();
-    let mut leads = Vec::new();
-    for i in 0..4 {
-        leads.push(create_lead(&app, &manager, &lead_body(&format!("健康{i}号公司"))).await);
-    }
     // One converted by its owner, one moved to the south team.
     let owner_of = |l: &Value| {
         if l["owner_id"] == app.users["rep_a"] {
@@ -1439,18 +1441,12 @@ async fn the_first_team_migration_fills_in_leads_stored_before_it() {
     use fieldproof_migrations::{Migrator, MigratorTrait};
     use sea_orm::{ActiveModelTrait, EntityTrait, Set};
     let app = spawn_app_with(|s| s.jobs = false).await;
-    three_reps(&app).await;
-    let manager = app.token("manager_east").await;
-    app.request(Method::PUT, "/api/v1/lead-rules", Some(&manager))
-        .json(&json!({"layers": [{"name": "east", "conditions": [{"field": "rep_team", "in": ["East"]}]}]}))
-        .send()
+    let ids: Vec<String> = east_leads(&app, "manager_east", "首组", 4)
         .await
-        .unwrap();
-    let mut ids = Vec::new();
-    for i in 0..4 {
-        let lead = create_lead(&app, &manager, &lead_body(&format!("首组{i}号公司"))).await;
-        ids.push(s(&lead["id"]).to_owned());
-    }
+        .iter()
+        .map(|l| s(&l["id"]).to_owned())
+        .collect();
+    let manager = app.token("manager_east").await;
     let moved = app
         .post(
             &format!("/api/v1/leads/{}/reassign", ids[1]),
