@@ -55,6 +55,17 @@ fn fifty_layers() -> Value {
     json!({"layers": layers})
 }
 
+/// Bytes a process wrote (`wchar`: every write call) and sent to storage (`write_bytes`).
+fn io_bytes(pid: u32) -> Option<(u64, u64)> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    let field = |key: &str| {
+        io.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    Some((field("wchar:")?, field("write_bytes:")?))
+}
+
 pub async fn bench_leads(cfg: &Config, name: &str, backend: Backend) {
     println!("\n## {name}");
     println!("load average at start: {}", loadavg());
@@ -160,6 +171,8 @@ pub async fn bench_leads(cfg: &Config, name: &str, backend: Backend) {
     drive(burst, burst, intake(0)).await;
     server_latencies.lock().expect("latencies").clear();
     let cpu0 = server.cpu();
+    let client0 = cpu_secs(std::process::id()).unwrap_or(f64::NAN);
+    let io0 = io_bytes(server.pid());
     let load0 = loadavg();
     let perf = start_perf(server.pid(), name);
     let mut all = Vec::new();
@@ -176,6 +189,10 @@ pub async fn bench_leads(cfg: &Config, name: &str, backend: Backend) {
     }
     stop_perf(perf);
     let cpu = server.cpu() - cpu0;
+    let client_cpu = cpu_secs(std::process::id()).unwrap_or(f64::NAN) - client0;
+    let io = io_bytes(server.pid())
+        .zip(io0)
+        .map(|(b, a)| (b.0 - a.0, b.1 - a.1));
     let total = Run {
         wall,
         latencies: all,
@@ -202,11 +219,20 @@ pub async fn bench_leads(cfg: &Config, name: &str, backend: Backend) {
         pct(0.99)
     );
     println!(
-        "server CPU {:.2} s ({:.2} ms/lead); load average {load0} → {}",
+        "server CPU {:.2} s ({:.2} ms/lead), load generator {:.2} ms/lead; load average {load0} → {}",
         cpu,
         cpu * 1000.0 / total.latencies.len().max(1) as f64,
+        client_cpu * 1000.0 / total.latencies.len().max(1) as f64,
         loadavg()
     );
+    if let Some((written, stored)) = io {
+        let per = |b: u64| b as f64 / 1024.0 / total.latencies.len().max(1) as f64;
+        println!(
+            "server wrote {:.1} KiB per lead ({:.1} KiB of it reached the disk)",
+            per(written),
+            per(stored)
+        );
+    }
     // The dispatcher's own view: how the bursts were cut into batches and how long each took.
     if let Ok(r) = api.client.get(format!("{}/metrics", api.base)).send().await
         && let Ok(text) = r.text().await

@@ -19,6 +19,8 @@ mod m20261126_000013_decision_records_text;
 mod m20261126_000014_rate_limit_windows;
 mod m20261126_000015_quote_pdf_key_index;
 mod m20261126_000016_outbox_sequence;
+mod m20261127_000017_lead_load_index;
+mod m20261127_000018_roster_versions;
 mod util;
 
 pub struct Migrator;
@@ -43,6 +45,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000014_rate_limit_windows::Migration),
             Box::new(m20261126_000015_quote_pdf_key_index::Migration),
             Box::new(m20261126_000016_outbox_sequence::Migration),
+            Box::new(m20261127_000017_lead_load_index::Migration),
+            Box::new(m20261127_000018_roster_versions::Migration),
         ]
     }
 }

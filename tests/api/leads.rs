@@ -1073,7 +1073,9 @@ async fn a_batch_of_intakes_takes_one_turn_fills_reps_in_order_and_keeps_one_own
         let row = leads::new_lead(&app.org_id, draft(company), &leads::Origin::default(), now);
         batch.push(Prepared::new(row));
     }
-    let done = decide_batch(&app.db, &app.org_id, batch).await.unwrap();
+    let done = decide_batch(&app.db, &Default::default(), &app.org_id, batch)
+        .await
+        .unwrap();
 
     assert_eq!(
         turns(&app).await,
@@ -1602,5 +1604,183 @@ async fn the_capture_limit_holds_across_two_instances() {
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+/// The dispatcher keeps each org's rep roster between batches and reads it again only when the
+/// roster version moved: every change the roster is made of moves it — through the API or
+/// straight in the database (database triggers, migration 000018) — and the next intake sees it.
+#[tokio::test]
+async fn the_next_intake_sees_every_roster_change_even_one_made_straight_in_the_database() {
+    use fieldproof::db::entities::{rep_profile, team, user};
+    use fieldproof::db::leads::roster_version;
+    use sea_orm::sea_query::Expr;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let app = spawn_app_with(|s| s.jobs = false).await;
+    profile(&app, "rep_a", 10, &["浙江"], true).await;
+    let manager = app.token("manager_east").await;
+    let saved = app
+        .request(Method::PUT, "/api/v1/lead-rules", Some(&manager))
+        .json(&json!({"layers": [{"name": "zhejiang", "conditions": [{"field": "rep_covers_lead_region"}]}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(saved.status(), 201);
+    let first = create_lead(&app, &manager, &lead_body("杭州名册一号机械有限公司")).await;
+    assert_eq!(first["owner_id"], app.users["rep_a"].as_str(), "{first}");
+
+    // On leave, written behind the API's back: the cached roster must not be used.
+    rep_profile::Entity::update_many()
+        .col_expr(rep_profile::Column::Available, Expr::value(false))
+        .filter(rep_profile::Column::UserId.eq(app.users["rep_a"].as_str()))
+        .exec(&app.db)
+        .await
+        .unwrap();
+    let second = create_lead(&app, &manager, &lead_body("杭州名册二号机械有限公司")).await;
+    assert_eq!(second["status"], "pool", "rep_a is on leave: {second}");
+    // Back, and a new rep through the API: both take leads again.
+    profile(&app, "rep_a", 10, &["浙江"], true).await;
+    profile(&app, "rep_b", 10, &["浙江"], true).await;
+    let third = create_lead(&app, &manager, &lead_body("杭州名册三号机械有限公司")).await;
+    let fourth = create_lead(&app, &manager, &lead_body("杭州名册四号机械有限公司")).await;
+    let mut owners = vec![s(&third["owner_id"]), s(&fourth["owner_id"])];
+    owners.sort();
+    let mut expected = vec![app.users["rep_a"].as_str(), app.users["rep_b"].as_str()];
+    expected.sort();
+    assert_eq!(owners, expected, "{third} {fourth}");
+    // Deactivated straight in the database: no longer a candidate.
+    user::Entity::update_many()
+        .col_expr(user::Column::Active, Expr::value(false))
+        .filter(user::Column::Id.eq(app.users["rep_b"].as_str()))
+        .exec(&app.db)
+        .await
+        .unwrap();
+    for n in 5..8 {
+        let lead = create_lead(
+            &app,
+            &manager,
+            &lead_body(&format!("杭州名册{n}号机械有限公司")),
+        )
+        .await;
+        assert_eq!(lead["owner_id"], app.users["rep_a"].as_str(), "{lead}");
+    }
+
+    // Every kind of change moves the version; other columns and other orgs' changes do not.
+    let version = || async {
+        roster_version(&app.db, &app.org_id)
+            .await
+            .unwrap()
+            .expect("every org has a roster version")
+    };
+    let rep_a = app.users["rep_a"].as_str();
+    let team_id = user::Entity::find_by_id(rep_a)
+        .one(&app.db)
+        .await
+        .unwrap()
+        .unwrap()
+        .team_id
+        .expect("rep_a has a team");
+    let mut before = version().await;
+    macro_rules! moves {
+        ($what:expr, $change:expr) => {{
+            $change.exec(&app.db).await.unwrap();
+            let after = version().await;
+            assert!(after > before, "{} must move the roster version", $what);
+            before = after;
+        }};
+    }
+    moves!(
+        "a team change",
+        user::Entity::update_many()
+            .col_expr(user::Column::TeamId, Expr::value(Option::<String>::None))
+            .filter(user::Column::Id.eq(rep_a))
+    );
+    moves!(
+        "a role change",
+        user::Entity::update_many()
+            .col_expr(user::Column::Role, Expr::value("manager"))
+            .filter(user::Column::Id.eq(rep_a))
+    );
+    moves!(
+        "a team's new name",
+        team::Entity::update_many()
+            .col_expr(team::Column::Name, Expr::value("华东大客户二部"))
+            .filter(team::Column::Id.eq(team_id.as_str()))
+    );
+    moves!(
+        "a capacity change",
+        rep_profile::Entity::update_many()
+            .col_expr(rep_profile::Column::Capacity, Expr::value(3))
+            .filter(rep_profile::Column::UserId.eq(rep_a))
+    );
+    moves!(
+        "a removed rep profile",
+        rep_profile::Entity::delete_many().filter(rep_profile::Column::UserId.eq(rep_a))
+    );
+    user::Entity::update_many()
+        .col_expr(user::Column::DisplayName, Expr::value("王小明"))
+        .filter(user::Column::Id.eq(rep_a))
+        .exec(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(
+        version().await,
+        before,
+        "a display name is not part of the roster"
+    );
+}
+
+/// Loads and last-assignment times come back from the database aggregated into one JSON row per
+/// query; what a batch reads must be what was written, timestamps to the microsecond.
+#[tokio::test]
+async fn rep_loads_and_last_assignment_times_read_back_exactly() {
+    use fieldproof::db::leads as repo;
+    let app = spawn_app_with(|s| s.jobs = false).await;
+    three_reps(&app).await;
+    let manager = app.token("manager_east").await;
+    let saved = app
+        .request(Method::PUT, "/api/v1/lead-rules", Some(&manager))
+        .json(&json!({"layers": [{"name": "zhejiang", "conditions": [{"field": "rep_covers_lead_region"}]}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(saved.status(), 201);
+    let first = create_lead(&app, &manager, &lead_body("杭州负载一号机械有限公司")).await;
+    let second = create_lead(&app, &manager, &lead_body("杭州负载二号机械有限公司")).await;
+    let third = create_lead(&app, &manager, &lead_body("杭州负载三号机械有限公司")).await;
+
+    let mut reps = repo::rep_roster(&app.db, &app.org_id).await.unwrap();
+    repo::apply_loads(&app.db, &app.org_id, fieldproof::db::now(), &mut reps)
+        .await
+        .unwrap();
+    let stored = |id: &str| {
+        let id = id.to_owned();
+        let db = app.db.clone();
+        async move { repo::find(&db, &id).await.unwrap().unwrap() }
+    };
+    let (first, second, third) = (
+        stored(s(&first["id"])).await,
+        stored(s(&second["id"])).await,
+        stored(s(&third["id"])).await,
+    );
+    for rep in &reps {
+        let mine: Vec<_> = [&first, &second, &third]
+            .into_iter()
+            .filter(|l| l.owner_id.as_deref() == Some(rep.id.as_str()))
+            .collect();
+        assert_eq!(rep.protected_leads as usize, mine.len(), "{}", rep.id);
+        assert_eq!(rep.pending_leads as usize, mine.len(), "{}", rep.id);
+        assert_eq!(
+            rep.last_assigned_at,
+            mine.iter().filter_map(|l| l.assigned_at).max(),
+            "{}",
+            rep.id
+        );
+    }
+    // Two Zhejiang reps, three leads: one of them holds two.
+    assert_eq!(
+        reps.iter().map(|r| r.protected_leads).max(),
+        Some(2),
+        "{reps:?}"
     );
 }

@@ -12,6 +12,9 @@
 //!
 //! The scheduler's pass over waiting leads (CSV imports, deferred intakes) uses the same
 //! [`decide_batch`] for rows already stored, with a compare-and-set per row.
+//!
+//! The rep roster (profiles, teams) is kept per process in a [`RosterCache`] and read again only
+//! when the org's roster version moved; loads are read inside the turn every batch.
 
 use super::{
     ExistingOwner, assigned_notice, customer_history, customer_owners, insertable, rules, tags_of,
@@ -20,7 +23,7 @@ use crate::db::{self, entities::lead, leads as repo};
 use crate::services::notify::{self, Notice};
 use anyhow::Context;
 use fieldproof_domain::leads::ResponseSpeed;
-use fieldproof_domain::leads::assign::{Lead, Outcome};
+use fieldproof_domain::leads::assign::{Lead, Outcome, RepSnapshot};
 use fieldproof_domain::leads::record::{Batch, assign_stored};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
@@ -28,11 +31,55 @@ use sea_orm::{
 };
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
 use time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most leads one batch takes (one transaction; its multi-row statements are chunked anyway).
 pub const MAX_BATCH: usize = 256;
+
+/// Each org's rep roster as last read, with the roster version it was read at
+/// ([`repo::roster_version`], bumped by database triggers on every change to the org's users,
+/// rep profiles and teams). A batch reads the version (one row) and the roster only when the
+/// version moved. Cheap to clone; clones share the entries.
+#[derive(Clone, Default)]
+pub struct RosterCache(Arc<Mutex<HashMap<String, VersionedRoster>>>);
+
+/// A roster and the roster version it was read at.
+type VersionedRoster = (i64, Arc<Vec<RepSnapshot>>);
+
+impl RosterCache {
+    /// The org's current roster (loads not applied).
+    pub async fn roster<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        org_id: &str,
+    ) -> anyhow::Result<Vec<RepSnapshot>> {
+        // Version first: a change committed between the two reads leaves a newer roster under
+        // an older version (read again next time), never an older roster under a newer one.
+        let Some(version) = repo::roster_version(db, org_id).await? else {
+            return repo::rep_roster(db, org_id).await;
+        };
+        let cached = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(org_id)
+            .filter(|(at, _)| *at == version)
+            .map(|(_, reps)| reps.clone());
+        if let Some(reps) = cached {
+            metrics::counter!("fieldproof_lead_roster_reads_total", "from" => "cache").increment(1);
+            return Ok(reps.as_ref().clone());
+        }
+        let reps = repo::rep_roster(db, org_id).await?;
+        metrics::counter!("fieldproof_lead_roster_reads_total", "from" => "database").increment(1);
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(org_id.to_owned(), (version, Arc::new(reps.clone())));
+        Ok(reps)
+    }
+}
 
 /// A lead for a batch: new (the batch inserts it, already decided) or waiting in the pool.
 pub struct Prepared {
@@ -127,6 +174,7 @@ impl OwnedLeads {
 /// Decide and write a batch of one org's leads under one turn. Results are in input order.
 pub async fn decide_batch(
     db: &DatabaseConnection,
+    rosters: &RosterCache,
     org_id: &str,
     items: Vec<Prepared>,
 ) -> anyhow::Result<Vec<Done>> {
@@ -147,7 +195,7 @@ pub async fn decide_batch(
             speeds.insert(c.clone(), ResponseSpeed::from_activity_times(&times));
         }
     }
-    let mut reps = repo::rep_roster(db, org_id).await?;
+    let mut reps = rosters.roster(db, org_id).await?;
     let rep_ids: Vec<String> = reps.iter().map(|r| r.id.clone()).collect();
     let id_refs: Vec<&str> = rep_ids.iter().map(String::as_str).collect();
     let batch = Batch::new(&reps, &rules);
@@ -497,7 +545,7 @@ impl Dispatcher {
     /// Start the batching task on the current runtime.
     pub fn start(db: DatabaseConnection) -> Dispatcher {
         let (queue, jobs) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(run(db, jobs));
+        tokio::spawn(run(db, RosterCache::default(), jobs));
         Dispatcher { queue }
     }
 
@@ -518,7 +566,7 @@ impl Dispatcher {
     }
 }
 
-async fn run(db: DatabaseConnection, mut jobs: mpsc::Receiver<Job>) {
+async fn run(db: DatabaseConnection, rosters: RosterCache, mut jobs: mpsc::Receiver<Job>) {
     while let Some(first) = jobs.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -534,13 +582,13 @@ async fn run(db: DatabaseConnection, mut jobs: mpsc::Receiver<Job>) {
         futures_util::future::join_all(
             by_org
                 .into_iter()
-                .map(|(org_id, jobs)| run_batch(&db, org_id, jobs)),
+                .map(|(org_id, jobs)| run_batch(&db, &rosters, org_id, jobs)),
         )
         .await;
     }
 }
 
-async fn run_batch(db: &DatabaseConnection, org_id: String, jobs: Vec<Job>) {
+async fn run_batch(db: &DatabaseConnection, rosters: &RosterCache, org_id: String, jobs: Vec<Job>) {
     let mut prepared = Vec::with_capacity(jobs.len());
     let mut replies = Vec::with_capacity(jobs.len());
     for job in jobs {
@@ -552,7 +600,7 @@ async fn run_batch(db: &DatabaseConnection, org_id: String, jobs: Vec<Job>) {
     // A panic in one batch must not stop this process's intake: it is caught here and the
     // batch's leads take the same path as a failed transaction.
     use futures_util::FutureExt;
-    let result = std::panic::AssertUnwindSafe(decide_batch(db, &org_id, prepared))
+    let result = std::panic::AssertUnwindSafe(decide_batch(db, rosters, &org_id, prepared))
         .catch_unwind()
         .await
         .unwrap_or_else(|_| Err(anyhow::anyhow!("the batch panicked")));

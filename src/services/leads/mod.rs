@@ -276,6 +276,7 @@ pub(super) fn assigned_notice(
 /// batches of `batch` per org turn.
 pub async fn assign_pending(db: &DatabaseConnection, batch: u64) -> anyhow::Result<usize> {
     let mut done = 0;
+    let rosters = dispatch::RosterCache::default();
     loop {
         let waiting = repo::awaiting_assignment(db, batch).await?;
         if waiting.is_empty() {
@@ -293,7 +294,7 @@ pub async fn assign_pending(db: &DatabaseConnection, batch: u64) -> anyhow::Resu
                     items.push(dispatch::Prepared::waiting(row));
                 }
             }
-            progressed += dispatch::decide_batch(db, &org_id, items)
+            progressed += dispatch::decide_batch(db, &rosters, &org_id, items)
                 .await?
                 .iter()
                 .filter(|d| d.decided)
