@@ -38,6 +38,17 @@ pub(crate) async fn create_lead(app: &TestApp, token: &str, body: &Value) -> Val
     response.json().await.unwrap()
 }
 
+/// Save `rules` as `token`'s org's rule set; it must be accepted as a new version.
+async fn save_rules(app: &TestApp, token: &str, rules: Value) {
+    let saved = app
+        .request(Method::PUT, "/api/v1/lead-rules", Some(token))
+        .json(&rules)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(saved.status(), 201);
+}
+
 /// Three reps, a rule set that gives every lead to the East team (saved by `user`), and `n` leads
 /// `user` typed in (companies `{prefix}{i}号公司`), as created.
 pub(crate) async fn east_leads(app: &TestApp, user: &str, prefix: &str, n: usize) -> Vec<Value> {
@@ -1343,13 +1354,12 @@ async fn an_intake_whose_batch_fails_is_kept_in_the_pool_and_assigned_later() {
     assert!(stored.needs_assignment, "waiting for the scheduler");
     // Once the rules are readable again, the scheduler's pass assigns it.
     let manager = app.token("manager_east").await;
-    let saved = app
-        .request(Method::PUT, "/api/v1/lead-rules", Some(&manager))
-        .json(&json!({"layers": [{"name": "everyone", "conditions": []}]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(saved.status(), 201);
+    save_rules(
+        &app,
+        &manager,
+        json!({"layers": [{"name": "everyone", "conditions": []}]}),
+    )
+    .await;
     assert_eq!(leads::assign_pending(&app.db, 100).await.unwrap(), 1);
     let after = fieldproof::db::leads::find(&app.db, s(&lead["id"]))
         .await
@@ -1619,13 +1629,7 @@ async fn the_next_intake_sees_every_roster_change_even_one_made_straight_in_the_
     let app = spawn_app_with(|s| s.jobs = false).await;
     profile(&app, "rep_a", 10, &["浙江"], true).await;
     let manager = app.token("manager_east").await;
-    let saved = app
-        .request(Method::PUT, "/api/v1/lead-rules", Some(&manager))
-        .json(&json!({"layers": [{"name": "zhejiang", "conditions": [{"field": "rep_covers_lead_region"}]}]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(saved.status(), 201);
+    save_rules(&app, &manager, json!({"layers": [{"name": "zhejiang", "conditions": [{"field": "rep_covers_lead_region"}]}]})).await;
     let first = create_lead(&app, &manager, &lead_body("杭州名册一号机械有限公司")).await;
     assert_eq!(first["owner_id"], app.users["rep_a"].as_str(), "{first}");
 
@@ -1738,13 +1742,7 @@ async fn rep_loads_and_last_assignment_times_read_back_exactly() {
     let app = spawn_app_with(|s| s.jobs = false).await;
     three_reps(&app).await;
     let manager = app.token("manager_east").await;
-    let saved = app
-        .request(Method::PUT, "/api/v1/lead-rules", Some(&manager))
-        .json(&json!({"layers": [{"name": "zhejiang", "conditions": [{"field": "rep_covers_lead_region"}]}]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(saved.status(), 201);
+    save_rules(&app, &manager, json!({"layers": [{"name": "zhejiang", "conditions": [{"field": "rep_covers_lead_region"}]}]})).await;
     let first = create_lead(&app, &manager, &lead_body("杭州负载一号机械有限公司")).await;
     let second = create_lead(&app, &manager, &lead_body("杭州负载二号机械有限公司")).await;
     let third = create_lead(&app, &manager, &lead_body("杭州负载三号机械有限公司")).await;
