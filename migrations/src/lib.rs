@@ -21,6 +21,7 @@ mod m20261126_000015_quote_pdf_key_index;
 mod m20261126_000016_outbox_sequence;
 mod m20261127_000017_lead_load_index;
 mod m20261127_000018_roster_versions;
+mod m20261127_000019_append_friendly_indexes;
 mod util;
 
 pub struct Migrator;
@@ -47,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000016_outbox_sequence::Migration),
             Box::new(m20261127_000017_lead_load_index::Migration),
             Box::new(m20261127_000018_roster_versions::Migration),
+            Box::new(m20261127_000019_append_friendly_indexes::Migration),
         ]
     }
 }

@@ -642,12 +642,17 @@ pub async fn claims_since<C: ConnectionTrait>(
     rep_id: &str,
     since: OffsetDateTime,
 ) -> Result<u64, DbErr> {
+    claims_query(rep_id, since).count(db).await
+}
+
+/// The claims of one rep since `since`. `kind = 'claim'` is written as a literal, not a
+/// parameter: that is what lets both databases use the partial index
+/// `lead_decisions_claims_idx` (migration 000019), which holds claims only.
+pub fn claims_query(rep_id: &str, since: OffsetDateTime) -> sea_orm::Select<lead_decision::Entity> {
     lead_decision::Entity::find()
         .filter(lead_decision::Column::RepId.eq(rep_id))
-        .filter(lead_decision::Column::Kind.eq("claim"))
+        .filter(Expr::cust("kind = 'claim'"))
         .filter(lead_decision::Column::DecidedAt.gte(since))
-        .count(db)
-        .await
 }
 
 /// Leads whose protection ended with no follow-up: hints for the expiry scan.

@@ -1782,3 +1782,93 @@ async fn rep_loads_and_last_assignment_times_read_back_exactly() {
         "{reps:?}"
     );
 }
+
+/// The daily claim cap counts a rep's claims from the partial index that holds claims only
+/// (migration 000019; rule and owner decisions — nearly every decision — stay out of it), on both
+/// databases; and that migration rolls back and reapplies.
+#[tokio::test]
+async fn the_claim_cap_reads_the_claims_only_index_and_the_index_migration_reverses() {
+    use fieldproof::db::leads::claims_query;
+    use fieldproof_migrations::{Migrator, MigratorTrait};
+    use sea_orm::{ConnectionTrait, DbBackend, QueryTrait, Statement, TransactionTrait};
+    let app = spawn_app_with(|s| s.jobs = false).await;
+    let backend = app.db.get_database_backend();
+    let plan = || async {
+        let query = claims_query(&app.users["rep_a"], fieldproof::db::now()).build(backend);
+        let txn = app.db.begin().await.unwrap();
+        if backend == DbBackend::Postgres {
+            // The test tables are tiny: make the planner show whether it *can* use the index.
+            txn.execute_unprepared("SET LOCAL enable_seqscan = off")
+                .await
+                .unwrap();
+        }
+        let prefix = match backend {
+            DbBackend::Sqlite => "EXPLAIN QUERY PLAN ",
+            _ => "EXPLAIN ",
+        };
+        let rows = txn
+            .query_all_raw(Statement::from_sql_and_values(
+                backend,
+                format!("{prefix}{}", query.sql),
+                query.values.map(|v| v.0).unwrap_or_default(),
+            ))
+            .await
+            .unwrap();
+        let column = if backend == DbBackend::Sqlite {
+            "detail"
+        } else {
+            "QUERY PLAN"
+        };
+        let lines: Vec<String> = rows
+            .iter()
+            .map(|r| r.try_get::<String>("", column).unwrap())
+            .collect();
+        txn.rollback().await.unwrap();
+        lines.join("\n")
+    };
+    let used = plan().await;
+    assert!(used.contains("lead_decisions_claims_idx"), "{used}");
+
+    let indexes = || async {
+        let sql = match backend {
+            DbBackend::Sqlite => {
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name IN ('notifications', 'lead_decisions')"
+            }
+            _ => {
+                "SELECT indexname AS name FROM pg_indexes WHERE tablename IN ('notifications', 'lead_decisions')"
+            }
+        };
+        let rows = app
+            .db
+            .query_all_raw(Statement::from_string(backend, sql))
+            .await
+            .unwrap();
+        let mut names: Vec<String> = rows
+            .iter()
+            .map(|r| r.try_get::<String>("", "name").unwrap())
+            .collect();
+        names.sort();
+        names
+    };
+    let reshaped = indexes().await;
+    Migrator::down(&app.db, Some(1)).await.unwrap();
+    let before = indexes().await;
+    assert!(
+        before.contains(&"lead_decisions_rep_idx".to_owned()),
+        "{before:?}"
+    );
+    assert!(
+        before.contains(&"notifications_user_dedup_key".to_owned()),
+        "{before:?}"
+    );
+    assert!(
+        !before.contains(&"lead_decisions_claims_idx".to_owned()),
+        "{before:?}"
+    );
+    Migrator::up(&app.db, None).await.unwrap();
+    assert_eq!(indexes().await, reshaped);
+    assert!(
+        reshaped.contains(&"notifications_dedup_key_user".to_owned()),
+        "{reshaped:?}"
+    );
+}
