@@ -286,7 +286,7 @@ pub(crate) fn tie_break(lead_key: &str, rep_id: &str) -> u64 {
 }
 
 /// Lower is better: load relative to capacity, then longest wait, then the hash.
-fn rank_order(a: &Candidate, b: &Candidate) -> Ordering {
+fn rank_order(a: &Ranked, b: &Ranked) -> Ordering {
     let ratio = (u128::from(a.load_milli) * u128::from(b.capacity))
         .cmp(&(u128::from(b.load_milli) * u128::from(a.capacity)));
     let waited = match (a.last_assigned_at, b.last_assigned_at) {
@@ -307,15 +307,69 @@ pub(crate) enum Why {
     Condition(usize),
 }
 
+/// A layer tried, by index: [`LayerTrace`] without the names, which only the full record needs
+/// (a batch decides hundreds of leads over 50 layers each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Tried {
+    pub index: usize,
+    /// The first lead condition that failed, by index.
+    pub failed_lead_condition: Option<usize>,
+    pub candidates: usize,
+}
+
+impl Tried {
+    fn trace(self, rules: &RuleSet) -> LayerTrace {
+        let layer = rules.layers.get(self.index);
+        LayerTrace {
+            index: self.index,
+            name: layer.map(|l| l.name.clone()).unwrap_or_default(),
+            failed_lead_condition: self.failed_lead_condition.map(|index| FailedCondition {
+                index,
+                field: layer
+                    .and_then(|l| l.conditions.get(index))
+                    .map_or("", Condition::field)
+                    .to_owned(),
+            }),
+            candidates: self.candidates,
+        }
+    }
+}
+
+/// A candidate while ranking: the `rep`-th rep and its score, `Copy` (no id string), so that
+/// ranking a hundred candidates per lead moves small values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ranked {
+    pub rep: usize,
+    pub load_milli: u64,
+    pub capacity: u32,
+    pub last_assigned_at: Option<OffsetDateTime>,
+    pub tie_break: u64,
+}
+
+impl Ranked {
+    fn candidate(self, rank: usize, reps: &[RepSnapshot], now: OffsetDateTime) -> Candidate {
+        Candidate {
+            rep_id: reps.get(self.rep).map(|r| r.id.clone()).unwrap_or_default(),
+            rank,
+            load_milli: self.load_milli,
+            capacity: self.capacity,
+            load_permille: self.load_milli * 1000 / u64::from(self.capacity.max(1)),
+            last_assigned_at: self.last_assigned_at,
+            waited_secs: self.last_assigned_at.map(|t| (now - t).whole_seconds()),
+            tie_break: self.tie_break,
+        }
+    }
+}
+
 /// A decision before it is written out: reps by their index in the slice decided over, so the
 /// full record ([`Decision`]) and the compact stored one (`record::StoredDecision`) are two
 /// views of one computation.
 pub(crate) struct Decided {
     pub outcome: Outcome,
-    pub layers: Vec<LayerTrace>,
+    pub layers: Vec<Tried>,
     pub deciding_layer: Option<usize>,
     /// Every candidate of the deciding layer, ranked best first, with its score.
-    pub ranked: Vec<(usize, Candidate)>,
+    pub ranked: Vec<Ranked>,
     /// Per rep, why it is not a candidate (`None`: it is one).
     pub reasons: Vec<Option<Why>>,
     pub decided_at: OffsetDateTime,
@@ -357,11 +411,17 @@ impl Decided {
             }
             last = Some(why);
         }
+        let now = self.decided_at;
         Decision {
             outcome: self.outcome,
-            layers: self.layers,
+            layers: self.layers.into_iter().map(|t| t.trace(rules)).collect(),
             deciding_layer: self.deciding_layer,
-            candidates: self.ranked.into_iter().map(|(_, c)| c).collect(),
+            candidates: self
+                .ranked
+                .into_iter()
+                .enumerate()
+                .map(|(i, r)| r.candidate(i + 1, reps, now))
+                .collect(),
             excluded: groups,
             decided_at: self.decided_at,
         }
@@ -512,16 +572,10 @@ pub(crate) fn decide(
         let failed = layer
             .conditions
             .iter()
-            .enumerate()
-            .find(|(_, c)| c.is_lead_condition() && !lead_matches(c, &lead.tags))
-            .map(|(i, c)| FailedCondition {
-                index: i,
-                field: c.field().to_owned(),
-            });
+            .position(|c| c.is_lead_condition() && !lead_matches(c, &lead.tags));
         if failed.is_some() {
-            layers.push(LayerTrace {
+            layers.push(Tried {
                 index,
-                name: layer.name.clone(),
                 failed_lead_condition: failed,
                 candidates: 0,
             });
@@ -541,9 +595,8 @@ pub(crate) fn decide(
                 .any(|(i, (r, b))| why(index, layer, i, r, b).is_none()),
         };
         if !any_candidate {
-            layers.push(LayerTrace {
+            layers.push(Tried {
                 index,
-                name: layer.name.clone(),
                 failed_lead_condition: None,
                 candidates: 0,
             });
@@ -551,9 +604,8 @@ pub(crate) fn decide(
             continue;
         }
         let reasons = reasons_at(index, layer);
-        layers.push(LayerTrace {
+        layers.push(Tried {
             index,
-            name: layer.name.clone(),
             failed_lead_condition: None,
             candidates: reasons.iter().filter(|r| r.is_none()).count(),
         });
@@ -586,38 +638,34 @@ fn finish(
     reps: &[RepSnapshot],
     rules: &RuleSet,
     now: OffsetDateTime,
-    layers: Vec<LayerTrace>,
+    layers: Vec<Tried>,
     layer: usize,
     reasons: Vec<Option<Why>>,
 ) -> Decided {
-    let mut ranked: Vec<(usize, Candidate)> = reps
+    let mut ranked: Vec<Ranked> = reps
         .iter()
         .zip(&reasons)
         .enumerate()
         .filter(|(_, (_, r))| r.is_none())
-        .map(|(i, (rep, _))| {
-            (
-                i,
-                Candidate {
-                    rep_id: rep.id.clone(),
-                    rank: 0,
-                    load_milli: rep.load_milli(),
-                    capacity: rep.capacity,
-                    load_permille: rep.load_milli() * 1000 / u64::from(rep.capacity.max(1)),
-                    last_assigned_at: rep.last_assigned_at,
-                    waited_secs: rep.last_assigned_at.map(|t| (now - t).whole_seconds()),
-                    tie_break: tie_break(&lead.key, &rep.id),
-                },
-            )
+        .map(|(i, (rep, _))| Ranked {
+            rep: i,
+            load_milli: rep.load_milli(),
+            capacity: rep.capacity,
+            last_assigned_at: rep.last_assigned_at,
+            tie_break: tie_break(&lead.key, &rep.id),
         })
         .collect();
-    ranked.sort_by(|a, b| rank_order(&a.1, &b.1));
-    for (i, (_, c)) in ranked.iter_mut().enumerate() {
-        c.rank = i + 1;
-    }
+    // The roster position last makes the order total, so an unstable sort gives what a stable
+    // one over the roster order would.
+    ranked.sort_unstable_by(|a, b| rank_order(a, b).then(a.rep.cmp(&b.rep)));
+    let winner = ranked
+        .first()
+        .and_then(|r| reps.get(r.rep))
+        .map(|r| r.id.clone())
+        .unwrap_or_default();
     let hours = rules.protection_hours_of(layer);
     let outcome = Outcome::Assigned {
-        rep_id: ranked[0].1.rep_id.clone(),
+        rep_id: winner,
         layer,
         layer_name: rules.layers[layer].name.clone(),
         protection_hours: hours,

@@ -150,9 +150,9 @@ pub fn assign_stored(
         candidates: decided
             .ranked
             .iter()
-            .map(|(i, c)| {
+            .map(|c| {
                 StoredCandidate(
-                    *i,
+                    c.rep,
                     c.load_milli,
                     c.capacity,
                     c.last_assigned_at.map(OffsetDateTime::unix_timestamp),
@@ -163,13 +163,7 @@ pub fn assign_stored(
         layers: decided
             .layers
             .iter()
-            .map(|l| {
-                StoredLayer(
-                    l.index,
-                    l.failed_lead_condition.as_ref().map(|f| f.index),
-                    l.candidates,
-                )
-            })
+            .map(|l| StoredLayer(l.index, l.failed_lead_condition, l.candidates))
             .collect(),
         outcome: decided.outcome,
         deciding_layer: decided.deciding_layer,
