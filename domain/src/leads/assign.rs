@@ -318,7 +318,8 @@ pub(crate) struct Tried {
 }
 
 impl Tried {
-    fn trace(self, rules: &RuleSet) -> LayerTrace {
+    /// The trace with the layer's name and the failed condition's field, from `rules`.
+    pub(crate) fn trace(self, rules: &RuleSet) -> LayerTrace {
         let layer = rules.layers.get(self.index);
         LayerTrace {
             index: self.index,

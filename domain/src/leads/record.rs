@@ -17,8 +17,8 @@
 //! same numbers.
 
 use super::assign::{
-    Candidate, Compiled, Exclusion, FailedCondition, LayerTrace, Lead, Outcome, RepSnapshot,
-    RepVerdict, decide, tie_break,
+    Candidate, Compiled, Exclusion, LayerTrace, Lead, Outcome, RepSnapshot, RepVerdict, Tried,
+    decide, tie_break,
 };
 use super::rules::RuleSet;
 use serde::{Deserialize, Serialize};
@@ -211,19 +211,12 @@ impl StoredDecision {
         self.layers
             .iter()
             .map(|l| {
-                let layer = rules.layers.get(l.0);
-                LayerTrace {
+                Tried {
                     index: l.0,
-                    name: layer.map(|x| x.name.clone()).unwrap_or_default(),
-                    failed_lead_condition: l.1.map(|index| FailedCondition {
-                        index,
-                        field: layer
-                            .and_then(|x| x.conditions.get(index))
-                            .map_or("", |c| c.field())
-                            .to_owned(),
-                    }),
+                    failed_lead_condition: l.1,
                     candidates: l.2,
                 }
+                .trace(rules)
             })
             .collect()
     }
