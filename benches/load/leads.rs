@@ -237,12 +237,51 @@ pub async fn bench_leads(cfg: &Config, name: &str, backend: Backend) {
     if let Ok(r) = api.client.get(format!("{}/metrics", api.base)).send().await
         && let Ok(text) = r.text().await
     {
-        for line in text
-            .lines()
-            .filter(|l| l.starts_with("fieldproof_lead_batch"))
-        {
+        for line in text.lines().filter(|l| {
+            l.starts_with("fieldproof_lead_batch") && !l.starts_with("fieldproof_lead_batch_phase")
+        }) {
             println!("  {line}");
         }
+        // Where the batches' time went (`fieldproof_lead_batch_phase_seconds`), per lead.
+        let value = |line: &str| {
+            line.rsplit_once(' ')
+                .and_then(|(_, v)| v.parse::<f64>().ok())
+        };
+        let leads = text
+            .lines()
+            .find(|l| l.starts_with("fieldproof_lead_batch_size_sum"))
+            .and_then(value)
+            .unwrap_or(f64::NAN);
+        const ORDER: [&str; 10] = [
+            "reads",
+            "turn",
+            "loads",
+            "owners",
+            "decide",
+            "insert_leads",
+            "insert_decisions",
+            "rep_states",
+            "notices",
+            "commit",
+        ];
+        let mut phases: Vec<(usize, String)> = text
+            .lines()
+            .filter_map(|l| {
+                let rest = l.strip_prefix("fieldproof_lead_batch_phase_seconds_sum{phase=\"")?;
+                let (phase, _) = rest.split_once('"')?;
+                let at = ORDER
+                    .iter()
+                    .position(|p| *p == phase)
+                    .unwrap_or(ORDER.len());
+                Some((at, format!("{phase} {:.1}", value(l)? * 1e6 / leads)))
+            })
+            .collect();
+        phases.sort();
+        let phases: Vec<String> = phases.into_iter().map(|(_, p)| p).collect();
+        println!(
+            "batch phases, µs per lead (warm-up burst included): {}",
+            phases.join(", ")
+        );
     }
     // Every burst's lead was decided once, by the rules, within capacity.
     let check = db.connect(dir.path()).await;

@@ -171,6 +171,25 @@ impl OwnedLeads {
     }
 }
 
+/// Where a batch's time goes, phase by phase: `fieldproof_lead_batch_phase_seconds{phase}` on
+/// `/metrics` (each phase's wall time, waiting included). An operator sees which part of an
+/// intake burst grows (the commit, the loads, the inserts) without a special build.
+struct Phases(std::time::Instant);
+
+impl Phases {
+    fn start() -> Phases {
+        Phases(std::time::Instant::now())
+    }
+
+    /// Record the time since the previous mark as `phase`.
+    fn mark(&mut self, phase: &'static str) {
+        let now = std::time::Instant::now();
+        metrics::histogram!("fieldproof_lead_batch_phase_seconds", "phase" => phase)
+            .record((now - self.0).as_secs_f64());
+        self.0 = now;
+    }
+}
+
 /// Decide and write a batch of one org's leads under one turn. Results are in input order.
 pub async fn decide_batch(
     db: &DatabaseConnection,
@@ -181,6 +200,7 @@ pub async fn decide_batch(
     if items.is_empty() {
         return Ok(Vec::new());
     }
+    let mut phases = Phases::start();
     // Reads that need no turn: rules, reps, and the customers these leads belong to (two
     // indexed queries for the whole batch), with those customers' response speed.
     let (version, rules) = rules::active(db, org_id).await?;
@@ -196,6 +216,7 @@ pub async fn decide_batch(
         }
     }
     let mut reps = rosters.roster(db, org_id).await?;
+    phases.mark("reads");
     let rep_ids: Vec<String> = reps.iter().map(|r| r.id.clone()).collect();
     let id_refs: Vec<&str> = rep_ids.iter().map(String::as_str).collect();
     let batch = Batch::new(&reps, &rules);
@@ -206,6 +227,7 @@ pub async fn decide_batch(
     repo::take_turn(&txn, org_id).await?;
     let now = db::now();
     repo::save_roster(&txn, org_id, &batch.roster, &id_refs, now).await?;
+    phases.mark("turn");
 
     // Rows stored earlier may have been decided meanwhile: re-read them inside the turn.
     let mut done: Vec<Option<Done>> = Vec::with_capacity(items.len());
@@ -234,6 +256,7 @@ pub async fn decide_batch(
         live.push((position, item));
     }
     repo::apply_loads(&txn, org_id, now, &mut reps).await?;
+    phases.mark("loads");
 
     // Dedup against owned leads, inside the turn: a lead of the same customer that another
     // process assigned a moment ago is visible here.
@@ -254,6 +277,7 @@ pub async fn decide_batch(
         .chain(owned.owners())
         .collect();
     let mut active_owners = repo::active_among(&txn, org_id, &maybe_owners).await?;
+    phases.mark("owners");
 
     let mut new_rows = Vec::new();
     let mut decisions: Vec<PendingDecision> = Vec::new();
@@ -390,7 +414,9 @@ pub async fn decide_batch(
         done[position] = Some(Done { row, decided: true });
     }
 
+    phases.mark("decide");
     repo::insert_leads(&txn, new_rows).await?;
+    phases.mark("insert_leads");
     repo::insert_decisions(
         &txn,
         decisions
@@ -407,11 +433,15 @@ pub async fn decide_batch(
             .collect(),
     )
     .await?;
+    phases.mark("insert_decisions");
     touched.sort();
     touched.dedup();
     repo::touch_rep_states(&txn, &touched, now).await?;
+    phases.mark("rep_states");
     notify::notify_all(&txn, notices).await?;
+    phases.mark("notices");
     txn.commit().await?;
+    phases.mark("commit");
     for (by, n) in [
         ("existing_owner", stats.0),
         ("rule", stats.1),
