@@ -17,7 +17,7 @@
 //! same numbers.
 
 use super::assign::{
-    Candidate, Compiled, Exclusion, LayerTrace, Lead, Outcome, RepSnapshot, RepVerdict, Tried,
+    Candidate, Compiled, Exclusion, LayerTrace, Lead, Outcome, RepSnapshot, RepVerdict, Tried, Why,
     decide, tie_break,
 };
 use super::rules::RuleSet;
@@ -31,6 +31,7 @@ use time::OffsetDateTime;
 pub struct RepSet(String);
 
 impl RepSet {
+    #[cfg(test)]
     fn from_indices(indices: impl IntoIterator<Item = usize>, size: usize) -> RepSet {
         let mut bits = vec![0u8; size.div_ceil(8)];
         for i in indices {
@@ -38,7 +39,18 @@ impl RepSet {
                 *byte |= 1 << (i % 8);
             }
         }
-        RepSet(hex::encode(bits))
+        RepSet::from_bits(&bits)
+    }
+
+    /// Bit `i` of `bits` (least significant first within a byte) is the roster's `i`-th rep.
+    fn from_bits(bits: &[u8]) -> RepSet {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut text = String::with_capacity(bits.len() * 2);
+        for b in bits {
+            text.push(char::from(HEX[usize::from(b >> 4)]));
+            text.push(char::from(HEX[usize::from(b & 0x0f)]));
+        }
+        RepSet(text)
     }
 
     pub fn contains(&self, index: usize) -> bool {
@@ -126,24 +138,36 @@ pub fn assign_stored(
 ) -> StoredDecision {
     let decided = decide(lead, reps, rules, now, Some(&batch.compiled));
     let size = reps.len();
-    let mut whys: Vec<_> = decided.reasons.iter().filter_map(|r| *r).collect();
-    whys.sort_unstable();
-    whys.dedup();
-    let excluded = whys
-        .into_iter()
-        .map(|why| {
-            let members = decided
-                .reasons
-                .iter()
-                .enumerate()
-                .filter(|(_, r)| **r == Some(why))
-                .map(|(i, _)| i);
-            let count = members.clone().count();
-            StoredExclusion {
-                reason: decided.exclusion(rules, why),
-                count,
-                reps: RepSet::from_indices(members, size),
+    // One pass over the roster: each reason's count and bitset (a decision has a handful of
+    // distinct reasons, so a linear search beats sorting a thousand of them).
+    let mut groups: Vec<(Why, usize, Vec<u8>)> = Vec::new();
+    for (i, why) in decided
+        .reasons
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.map(|w| (i, w)))
+    {
+        let at = match groups.iter().position(|g| g.0 == why) {
+            Some(at) => at,
+            None => {
+                groups.push((why, 0, vec![0u8; size.div_ceil(8)]));
+                groups.len() - 1
             }
+        };
+        if let Some((_, count, bits)) = groups.get_mut(at) {
+            *count += 1;
+            if let Some(byte) = bits.get_mut(i / 8) {
+                *byte |= 1 << (i % 8);
+            }
+        }
+    }
+    groups.sort_unstable_by_key(|g| g.0);
+    let excluded = groups
+        .into_iter()
+        .map(|(why, count, bits)| StoredExclusion {
+            reason: decided.exclusion(rules, why),
+            count,
+            reps: RepSet::from_bits(&bits),
         })
         .collect();
     StoredDecision {
@@ -310,6 +334,12 @@ mod tests {
     fn rep_sets_round_trip_through_hex() {
         let set = RepSet::from_indices([0, 7, 8, 999], 1000);
         assert_eq!(set.0.len(), 250);
+        // The same text records written before carry (hex of the bytes, low bits first).
+        let mut bits = vec![0u8; 125];
+        bits[0] = 0b1000_0001;
+        bits[1] = 0b0000_0001;
+        bits[124] = 0b1000_0000;
+        assert_eq!(set.0, hex::encode(&bits));
         for i in 0..1000 {
             assert_eq!(set.contains(i), [0, 7, 8, 999].contains(&i), "{i}");
         }
