@@ -252,18 +252,7 @@ pub async fn bench_leads(cfg: &Config, name: &str, backend: Backend) {
             .find(|l| l.starts_with("fieldproof_lead_batch_size_sum"))
             .and_then(value)
             .unwrap_or(f64::NAN);
-        const ORDER: [&str; 10] = [
-            "reads",
-            "turn",
-            "loads",
-            "owners",
-            "decide",
-            "insert_leads",
-            "insert_decisions",
-            "rep_states",
-            "notices",
-            "commit",
-        ];
+        use fieldproof::services::leads::dispatch::BATCH_PHASES as ORDER;
         let mut phases: Vec<(usize, String)> = text
             .lines()
             .filter_map(|l| {

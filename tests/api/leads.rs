@@ -1881,26 +1881,8 @@ async fn a_batch_reports_its_phases_on_metrics() {
     let manager = app.token("manager_east").await;
     save_rules(&app, &manager, json!({"layers": [{"name": "zhejiang", "conditions": [{"field": "rep_covers_lead_region"}]}]})).await;
     create_lead(&app, &manager, &lead_body("杭州计时机械有限公司")).await;
-    let text = app
-        .request(Method::GET, "/metrics", None)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    for phase in [
-        "reads",
-        "turn",
-        "loads",
-        "owners",
-        "decide",
-        "insert_leads",
-        "insert_decisions",
-        "rep_states",
-        "notices",
-        "commit",
-    ] {
+    let text = app.metrics_text().await;
+    for phase in leads::dispatch::BATCH_PHASES {
         let line = format!("fieldproof_lead_batch_phase_seconds_count{{phase=\"{phase}\"}}");
         assert!(text.contains(&line), "{line} missing:\n{text}");
     }

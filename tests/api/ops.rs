@@ -50,14 +50,7 @@ async fn metrics_count_requests_by_route() {
         .send()
         .await
         .unwrap();
-    let text = app
-        .request(Method::GET, "/metrics", None)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     assert!(text.contains("http_requests_total"), "{text}");
     assert!(text.contains("route=\"/healthz\""), "{text}");
 }

@@ -176,6 +176,20 @@ impl OwnedLeads {
 /// intake burst grows (the commit, the loads, the inserts) without a special build.
 struct Phases(std::time::Instant);
 
+/// The phases [`decide_batch`] reports, in the order it runs them.
+pub const BATCH_PHASES: [&str; 10] = [
+    "reads",
+    "turn",
+    "loads",
+    "owners",
+    "decide",
+    "insert_leads",
+    "insert_decisions",
+    "rep_states",
+    "notices",
+    "commit",
+];
+
 impl Phases {
     fn start() -> Phases {
         Phases(std::time::Instant::now())
