@@ -24,6 +24,7 @@ pub mod users;
 use crate::config::Settings;
 use anyhow::Context;
 use fieldproof_migrations::{Migrator, MigratorTrait};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, SqlErr};
 use secrecy::ExposeSecret;
 use std::time::Duration;
@@ -66,7 +67,18 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<DatabaseConnection> 
         pool_options(url.expose_secret(), settings.database_max_connections)
     };
     if sqlite {
-        options.map_sqlx_sqlite_opts(|o| o.pragma("cache_size", SQLITE_CACHE_KIB));
+        // sqlx leaves `journal_mode` alone unless asked, and a new SQLite file starts in rollback
+        // mode (DELETE): every commit then copies the old pages to a journal, fsyncs it, writes
+        // the pages in place and fsyncs again, and readers block the writer's commit. WAL is
+        // persistent in the file once set; the read-only pool relies on it (see
+        // `connect_reader`). `synchronous = FULL` (sqlx's default, named here because it is a
+        // decision): each commit's WAL frames are fsynced before the commit returns, so an
+        // accepted lead or evidence row survives a power cut.
+        options.map_sqlx_sqlite_opts(|o| {
+            o.pragma("cache_size", SQLITE_CACHE_KIB)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+        });
     }
     Database::connect(options)
         .await

@@ -102,3 +102,67 @@ async fn the_docs_page_needs_no_internet() {
         .unwrap();
     assert_eq!(script.status(), 200);
 }
+
+/// The embedded database runs in WAL mode (sqlx does not set a journal mode, and a new SQLite file
+/// starts in rollback mode): the mode reads `wal`, and a reader holding a read transaction open
+/// does not hold up the writer's commit — in rollback mode the commit waits for the reader's
+/// lock until the busy timeout and fails.
+#[tokio::test]
+async fn the_embedded_database_writes_ahead_so_readers_do_not_hold_up_commits() {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
+    use std::time::Duration;
+    let app = spawn_app().await;
+    if app.db.get_database_backend() != DbBackend::Sqlite {
+        return;
+    }
+    let sql = |s: &str| Statement::from_string(DbBackend::Sqlite, s);
+    let mode = app
+        .db
+        .query_one_raw(sql("PRAGMA journal_mode"))
+        .await
+        .unwrap()
+        .expect("a row");
+    assert_eq!(mode.try_get_by_index::<String>(0).unwrap(), "wal");
+
+    let reader = app.state.reads.begin().await.unwrap();
+    let count =
+        |row: Option<sea_orm::QueryResult>| row.expect("a row").try_get_by_index::<i64>(0).unwrap();
+    let before = count(
+        reader
+            .query_one_raw(sql(
+                "SELECT count(*) FROM orgs WHERE name LIKE '%(renamed)'",
+            ))
+            .await
+            .unwrap(),
+    );
+    let writer = app.db.begin().await.unwrap();
+    writer
+        .execute_unprepared("UPDATE orgs SET name = name || ' (renamed)'")
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(2), writer.commit())
+        .await
+        .expect("the commit did not wait for the open reader")
+        .unwrap();
+    // The reader's snapshot is unchanged until its transaction ends; a new one sees the commit.
+    let during = count(
+        reader
+            .query_one_raw(sql(
+                "SELECT count(*) FROM orgs WHERE name LIKE '%(renamed)'",
+            ))
+            .await
+            .unwrap(),
+    );
+    reader.commit().await.unwrap();
+    let after = count(
+        app.state
+            .reads
+            .query_one_raw(sql(
+                "SELECT count(*) FROM orgs WHERE name LIKE '%(renamed)'",
+            ))
+            .await
+            .unwrap(),
+    );
+    assert_eq!((before, during), (0, 0));
+    assert!(after > 0, "{after}");
+}
