@@ -23,6 +23,9 @@ impl Jobs {
     pub fn start(state: &AppState) -> anyhow::Result<Jobs> {
         let (db, settings) = (&state.db, &state.settings);
         let mut jobs = Jobs::default();
+        // Storage upkeep of this process's own SQLite file, not a shared job: it runs even with
+        // `FIELDPROOF_JOBS=false`.
+        jobs.handles.extend(crate::db::spawn_checkpointer(settings));
         if settings.jobs {
             jobs.handles.push(outbox::spawn(db.clone(), settings)?);
             jobs.handles.push(stalls::spawn(

@@ -166,3 +166,60 @@ async fn the_embedded_database_writes_ahead_so_readers_do_not_hold_up_commits() 
     assert_eq!((before, during), (0, 0));
     assert!(after > 0, "{after}");
 }
+
+/// The writer leaves checkpoints to a task of their own: its commits checkpoint only past a
+/// safety net of 10,000 WAL pages, and a small write is still copied into the database file
+/// within moments. Read from the WAL index (`-shm`, SQLite's documented WAL-index format):
+/// `mxFrame` (last valid frame, offset 16) and `nBackfill` (frames copied, offset 96), native
+/// byte order.
+#[tokio::test]
+async fn the_embedded_database_is_checkpointed_beside_the_writer() {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    use secrecy::ExposeSecret;
+    use std::time::{Duration, Instant};
+    let app = spawn_app().await;
+    if app.db.get_database_backend() != DbBackend::Sqlite {
+        return;
+    }
+    let limit = app
+        .db
+        .query_one_raw(Statement::from_string(
+            DbBackend::Sqlite,
+            "PRAGMA wal_autocheckpoint",
+        ))
+        .await
+        .unwrap()
+        .expect("a row");
+    assert_eq!(limit.try_get_by_index::<i32>(0).unwrap(), 10_000);
+
+    let url = app.state.settings.database_url().expose_secret().to_owned();
+    let file = url
+        .trim_start_matches("sqlite://")
+        .split('?')
+        .next()
+        .unwrap()
+        .to_owned();
+    let frames = || {
+        let shm = std::fs::read(format!("{file}-shm")).unwrap();
+        let word = |at: usize| u32::from_ne_bytes(shm[at..at + 4].try_into().unwrap());
+        (word(16), word(96))
+    };
+    app.db
+        .execute_unprepared("UPDATE orgs SET name = name || ' (renamed)'")
+        .await
+        .unwrap();
+    let written = frames().0;
+    assert!(written > 0, "the write is in the WAL");
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let (last, copied) = frames();
+        if last > 0 && copied == last {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "WAL not checkpointed: {copied} of {last} frames copied"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
