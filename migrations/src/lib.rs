@@ -22,6 +22,7 @@ mod m20261126_000016_outbox_sequence;
 mod m20261127_000017_lead_load_index;
 mod m20261127_000018_roster_versions;
 mod m20261127_000019_append_friendly_indexes;
+mod m20261127_000020_drop_lead_owner_index;
 mod util;
 
 pub struct Migrator;
@@ -49,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000017_lead_load_index::Migration),
             Box::new(m20261127_000018_roster_versions::Migration),
             Box::new(m20261127_000019_append_friendly_indexes::Migration),
+            Box::new(m20261127_000020_drop_lead_owner_index::Migration),
         ]
     }
 }

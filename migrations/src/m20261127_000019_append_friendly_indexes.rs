@@ -11,17 +11,11 @@
 //!   `(rep_id, decided_at) WHERE kind = 'claim'`, so rule and owner decisions — nearly all of
 //!   them — no longer enter it at all.
 
-use crate::util::index;
+use crate::util::{drop_index, index};
 use sea_orm_migration::prelude::*;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
-
-async fn drop_index(manager: &SchemaManager<'_>, table: &str, name: &str) -> Result<(), DbErr> {
-    manager
-        .drop_index(Index::drop().name(name).table(Alias::new(table)).to_owned())
-        .await
-}
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {

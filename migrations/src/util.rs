@@ -19,3 +19,14 @@ pub(crate) fn index(
     }
     index.to_owned()
 }
+
+/// Drop the index `name` of `table`.
+pub(crate) async fn drop_index(
+    manager: &SchemaManager<'_>,
+    table: &str,
+    name: &str,
+) -> Result<(), DbErr> {
+    manager
+        .drop_index(Index::drop().name(name).table(Alias::new(table)).to_owned())
+        .await
+}

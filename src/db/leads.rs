@@ -99,6 +99,16 @@ pub async fn list_visible<C: ConnectionTrait>(
     status: Option<&str>,
     page: &PageRequest,
 ) -> Result<Page<lead::Model>, DbErr> {
+    let rows = list_query(caller, status, page).all(db).await?;
+    Ok(Page::from_rows(rows, page.limit, |l| l.id.clone()))
+}
+
+/// The page of leads [`list_visible`] reads (public so a test can check its plan).
+pub fn list_query(
+    caller: &Caller,
+    status: Option<&str>,
+    page: &PageRequest,
+) -> sea_orm::Select<lead::Entity> {
     let mut query = lead::Entity::find().filter(visible_to(caller));
     if let Some(status) = status {
         query = query.filter(lead::Column::Status.eq(status));
@@ -106,12 +116,7 @@ pub async fn list_visible<C: ConnectionTrait>(
     if let Some(after) = &page.after {
         query = query.filter(lead::Column::Id.gt(after.as_str()));
     }
-    let rows = query
-        .order_by_asc(lead::Column::Id)
-        .limit(page.limit + 1)
-        .all(db)
-        .await?;
-    Ok(Page::from_rows(rows, page.limit, |l| l.id.clone()))
+    query.order_by_asc(lead::Column::Id).limit(page.limit + 1)
 }
 
 pub async fn log_attempt<C: ConnectionTrait>(

@@ -1783,6 +1783,39 @@ async fn rep_loads_and_last_assignment_times_read_back_exactly() {
     );
 }
 
+/// The plan the app's database makes for `query` (SQLite's `EXPLAIN QUERY PLAN` details or
+/// PostgreSQL's `EXPLAIN` lines). The test tables are tiny, so PostgreSQL is told to avoid
+/// sequential scans (inside a transaction rolled back): the plan shows whether an index *can*
+/// serve the query.
+async fn query_plan<E: sea_orm::EntityTrait>(app: &TestApp, query: sea_orm::Select<E>) -> String {
+    use sea_orm::{ConnectionTrait, DbBackend, QueryTrait, Statement, TransactionTrait};
+    let backend = app.db.get_database_backend();
+    let query = query.build(backend);
+    let txn = app.db.begin().await.unwrap();
+    if backend == DbBackend::Postgres {
+        txn.execute_unprepared("SET LOCAL enable_seqscan = off")
+            .await
+            .unwrap();
+    }
+    let (prefix, column) = match backend {
+        DbBackend::Sqlite => ("EXPLAIN QUERY PLAN ", "detail"),
+        _ => ("EXPLAIN ", "QUERY PLAN"),
+    };
+    let rows = txn
+        .query_all_raw(Statement::from_sql_and_values(
+            backend,
+            format!("{prefix}{}", query.sql),
+            query.values.map(|v| v.0).unwrap_or_default(),
+        ))
+        .await
+        .unwrap();
+    txn.rollback().await.unwrap();
+    rows.iter()
+        .map(|r| r.try_get::<String>("", column).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// The daily claim cap counts a rep's claims from the partial index that holds claims only
 /// (migration 000019; rule and owner decisions — nearly every decision — stay out of it), on both
 /// databases; and that migration rolls back and reapplies.
@@ -1790,43 +1823,14 @@ async fn rep_loads_and_last_assignment_times_read_back_exactly() {
 async fn the_claim_cap_reads_the_claims_only_index_and_the_index_migration_reverses() {
     use fieldproof::db::leads::claims_query;
     use fieldproof_migrations::{Migrator, MigratorTrait};
-    use sea_orm::{ConnectionTrait, DbBackend, QueryTrait, Statement, TransactionTrait};
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
     let app = spawn_app_with(|s| s.jobs = false).await;
     let backend = app.db.get_database_backend();
-    let plan = || async {
-        let query = claims_query(&app.users["rep_a"], fieldproof::db::now()).build(backend);
-        let txn = app.db.begin().await.unwrap();
-        if backend == DbBackend::Postgres {
-            // The test tables are tiny: make the planner show whether it *can* use the index.
-            txn.execute_unprepared("SET LOCAL enable_seqscan = off")
-                .await
-                .unwrap();
-        }
-        let prefix = match backend {
-            DbBackend::Sqlite => "EXPLAIN QUERY PLAN ",
-            _ => "EXPLAIN ",
-        };
-        let rows = txn
-            .query_all_raw(Statement::from_sql_and_values(
-                backend,
-                format!("{prefix}{}", query.sql),
-                query.values.map(|v| v.0).unwrap_or_default(),
-            ))
-            .await
-            .unwrap();
-        let column = if backend == DbBackend::Sqlite {
-            "detail"
-        } else {
-            "QUERY PLAN"
-        };
-        let lines: Vec<String> = rows
-            .iter()
-            .map(|r| r.try_get::<String>("", column).unwrap())
-            .collect();
-        txn.rollback().await.unwrap();
-        lines.join("\n")
-    };
-    let used = plan().await;
+    let used = query_plan(
+        &app,
+        claims_query(&app.users["rep_a"], fieldproof::db::now()),
+    )
+    .await;
     assert!(used.contains("lead_decisions_claims_idx"), "{used}");
 
     let indexes = || async {
@@ -1851,7 +1855,12 @@ async fn the_claim_cap_reads_the_claims_only_index_and_the_index_migration_rever
         names
     };
     let reshaped = indexes().await;
-    Migrator::down(&app.db, Some(1)).await.unwrap();
+    Migrator::down(
+        &app.db,
+        Some(steps_back_to("m20261127_000019_append_friendly_indexes")),
+    )
+    .await
+    .unwrap();
     let before = indexes().await;
     assert!(
         before.contains(&"lead_decisions_rep_idx".to_owned()),
@@ -1886,4 +1895,62 @@ async fn a_batch_reports_its_phases_on_metrics() {
         let line = format!("fieldproof_lead_batch_phase_seconds_count{{phase=\"{phase}\"}}");
         assert!(text.contains(&line), "{line} missing:\n{text}");
     }
+}
+
+/// A rep's leads of a status are read through the load index `(org_id, status, owner_id, …)` on
+/// both databases, so `leads_owner_status_idx` — a random page written by every assignment — is
+/// gone (migration 000020); its `down` brings it back and `up` drops it again.
+#[tokio::test]
+async fn a_reps_leads_are_listed_through_the_load_index_and_the_owner_index_is_gone() {
+    use fieldproof::auth::Caller;
+    use fieldproof::db::PageRequest;
+    use fieldproof::db::leads::list_query;
+    use fieldproof_migrations::{Migrator, MigratorTrait};
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let app = spawn_app_with(|s| s.jobs = false).await;
+    let backend = app.db.get_database_backend();
+    let rep = fieldproof::db::users::find_active(&app.db, &app.users["rep_a"])
+        .await
+        .unwrap()
+        .expect("rep");
+    let caller = Caller {
+        user_id: rep.id,
+        org_id: rep.org_id,
+        role: rep.role,
+        team_id: rep.team_id,
+        session_id: "s".into(),
+    };
+    let page = PageRequest {
+        after: None,
+        limit: 50,
+    };
+    let used = query_plan(&app, list_query(&caller, Some("assigned"), &page)).await;
+    assert!(used.contains("leads_org_status_owner_load_idx"), "{used}");
+
+    let indexes = || async {
+        let sql = match backend {
+            DbBackend::Sqlite => {
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'leads'"
+            }
+            _ => "SELECT indexname AS name FROM pg_indexes WHERE tablename = 'leads'",
+        };
+        app.db
+            .query_all_raw(Statement::from_string(backend, sql))
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.try_get::<String>("", "name").unwrap())
+            .collect::<Vec<_>>()
+    };
+    let owner_index = "leads_owner_status_idx".to_owned();
+    assert!(!indexes().await.contains(&owner_index));
+    Migrator::down(
+        &app.db,
+        Some(steps_back_to("m20261127_000020_drop_lead_owner_index")),
+    )
+    .await
+    .unwrap();
+    assert!(indexes().await.contains(&owner_index));
+    Migrator::up(&app.db, None).await.unwrap();
+    assert!(!indexes().await.contains(&owner_index));
 }
