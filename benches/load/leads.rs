@@ -1,5 +1,6 @@
 //! `leads-sqlite`, `leads-pg`: intake-to-assigned latency at the size of issue 6 — 1,000 reps in
-//! 10 teams, a 50-layer rule set, `FIELDPROOF_BENCH_LEADS` existing leads (default 1,000,000) —
+//! 10 teams, a 50-layer rule set, `FIELDPROOF_BENCH_LEADS` existing leads (default 1,000,000) and
+//! `FIELDPROOF_BENCH_LEAD_DEALS` open deals (default 20,000) —
 //! under bursts of `FIELDPROOF_BENCH_LEAD_BURST` (200) concurrent `POST /api/v1/leads`, each of
 //! which answers only once its lead is stored and assigned. The client-side time of each request
 //! is the intake-to-assigned latency; the server's own `assigned_at − created_at` is printed too.
@@ -72,6 +73,7 @@ pub async fn bench_leads(cfg: &Config, name: &str, backend: Backend) {
     let existing = env_usize("FIELDPROOF_BENCH_LEADS", 1_000_000);
     let burst = env_usize("FIELDPROOF_BENCH_LEAD_BURST", 200);
     let rounds = env_usize("FIELDPROOF_BENCH_LEAD_ROUNDS", 5);
+    let open_deals = env_usize("FIELDPROOF_BENCH_LEAD_DEALS", 20_000);
     let dir = tempfile::tempdir().expect("temp dir");
     let db = BenchDb::create(cfg, backend, dir.path()).await;
     let conn = db.connect(dir.path()).await;
@@ -113,6 +115,10 @@ pub async fn bench_leads(cfg: &Config, name: &str, backend: Backend) {
             .await
             .expect("history");
     }
+    // Open deals weigh on rep loads, which every batch reads: 100 per customer, spread over
+    // the pipeline's nodes, the customers owned round-robin by the reps (20,000 deals: 200 reps
+    // with 100 each).
+    seed_deals(&conn, &org, open_deals).await;
     if backend == Backend::Postgres {
         conn.execute_unprepared("ANALYZE").await.expect("analyze");
     } else {
@@ -123,9 +129,10 @@ pub async fn bench_leads(cfg: &Config, name: &str, backend: Backend) {
             .expect("checkpoint");
     }
     println!(
-        "seeded in {:.1} s: {} leads, 1,000 reps in 10 teams (every 25th on leave)",
+        "seeded in {:.1} s: {} leads, {} open deals, 1,000 reps in 10 teams (every 25th on leave)",
         started.elapsed().as_secs_f64(),
-        count_rows(&conn, "leads").await
+        count_rows(&conn, "leads").await,
+        count_rows(&conn, "deals").await
     );
 
     let mut server = Server::start(dir.path(), &db.url, &Store::Folder);

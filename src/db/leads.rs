@@ -369,19 +369,16 @@ pub async fn apply_loads<C: ConnectionTrait>(
     }
     let template = fieldproof_domain::pipeline::default_template::default_template();
     let nodes = template.nodes.len();
-    let deals: Vec<(String, Option<String>)> = deal::Entity::find()
-        .select_only()
-        .column(deal::Column::OwnerId)
-        .column(deal::Column::CurrentNodeKey)
-        .filter(deal::Column::OrgId.eq(org_id))
-        .filter(deal::Column::Status.eq("open"))
-        .into_tuple()
-        .all(db)
-        .await?;
+    let deals: Vec<(String, Option<String>, u64)> = rows_as_one(
+        db,
+        open_deal_counts_query(org_id).into_query(),
+        "owner_id, current_node_key, deals",
+    )
+    .await?;
     let mut deal_load: HashMap<String, u64> = HashMap::new();
-    for (owner, node) in deals {
+    for (owner, node, count) in deals {
         let position = node.as_deref().and_then(|k| template.position(k));
-        *deal_load.entry(owner).or_default() += deal_weight_milli(position, nodes);
+        *deal_load.entry(owner).or_default() += deal_weight_milli(position, nodes) * count;
     }
     for r in reps.iter_mut() {
         r.protected_leads = protected.get(&r.id).copied().unwrap_or(0);
@@ -390,6 +387,20 @@ pub async fn apply_loads<C: ConnectionTrait>(
         r.last_assigned_at = last.get(&r.id).copied().flatten();
     }
     Ok(())
+}
+
+/// Open deals of the org counted per owner and node, from `deals_org_status_owner_node_idx`
+/// alone (migration 000021; public so a test can check its plan).
+pub fn open_deal_counts_query(org_id: &str) -> sea_orm::Select<deal::Entity> {
+    deal::Entity::find()
+        .select_only()
+        .column(deal::Column::OwnerId)
+        .column(deal::Column::CurrentNodeKey)
+        .column_as(Expr::col(deal::Column::OwnerId).count(), "deals")
+        .filter(deal::Column::OrgId.eq(org_id))
+        .filter(deal::Column::Status.eq("open"))
+        .group_by(deal::Column::OwnerId)
+        .group_by(deal::Column::CurrentNodeKey)
 }
 
 pub async fn touch_rep_state<C: ConnectionTrait>(

@@ -1954,3 +1954,90 @@ async fn a_reps_leads_are_listed_through_the_load_index_and_the_owner_index_is_g
     Migrator::up(&app.db, None).await.unwrap();
     assert!(!indexes().await.contains(&owner_index));
 }
+
+/// A rep's open deals weigh on their load by how far each has come: counted per owner and node
+/// by the database (several deals at one node count several times; closed deals not at all),
+/// from the covering index of migration 000021 on both databases — a batch used to scan the
+/// whole `deals` table and read it back a row per deal. The migration rolls back and reapplies.
+#[tokio::test]
+async fn open_deals_weigh_on_rep_loads_counted_from_their_index() {
+    use fieldproof::db::entities::deal;
+    use fieldproof::db::leads as repo;
+    use fieldproof_domain::leads::assign::deal_weight_milli;
+    use fieldproof_domain::pipeline::default_template::default_template;
+    use fieldproof_migrations::{Migrator, MigratorTrait};
+    use sea_orm::sea_query::Expr;
+    use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement};
+    let app = spawn_app_with(|s| s.jobs = false).await;
+    three_reps(&app).await;
+    let rep = app.token("rep_a").await;
+    let mut deals = Vec::new();
+    for i in 0..4 {
+        let customer = app.customer_of("rep_a", &format!("负载客户{i}号")).await;
+        let response = app
+            .post("/api/v1/deals", &rep, &json!({"customer_id": customer, "title": format!("Deal {i}"), "presales_id": app.users["presales_east"]}))
+            .await;
+        assert_eq!(response.status(), 201);
+        let body: Value = response.json().await.unwrap();
+        deals.push(s(&body["id"]).to_owned());
+    }
+    // Two stay at the first node, one is further on, one is won.
+    let template = default_template();
+    let later = template.nodes[5].key.clone();
+    deal::Entity::update_many()
+        .col_expr(deal::Column::CurrentNodeKey, Expr::value(later.as_str()))
+        .filter(deal::Column::Id.eq(deals[2].as_str()))
+        .exec(&app.db)
+        .await
+        .unwrap();
+    deal::Entity::update_many()
+        .col_expr(deal::Column::Status, Expr::value("won"))
+        .filter(deal::Column::Id.eq(deals[3].as_str()))
+        .exec(&app.db)
+        .await
+        .unwrap();
+
+    let mut reps = repo::rep_roster(&app.db, &app.org_id).await.unwrap();
+    repo::apply_loads(&app.db, &app.org_id, fieldproof::db::now(), &mut reps)
+        .await
+        .unwrap();
+    let nodes = template.nodes.len();
+    let expected = 2 * deal_weight_milli(Some(0), nodes) + deal_weight_milli(Some(5), nodes);
+    for r in &reps {
+        let want = if r.id == app.users["rep_a"] {
+            expected
+        } else {
+            0
+        };
+        assert_eq!(r.deal_load_milli, want, "{}", r.id);
+    }
+
+    let used = query_plan(&app, repo::open_deal_counts_query(&app.org_id)).await;
+    assert!(used.contains("deals_org_status_owner_node_idx"), "{used}");
+    let backend = app.db.get_database_backend();
+    let indexes = || async {
+        let sql = match backend {
+            DbBackend::Sqlite => {
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'deals'"
+            }
+            _ => "SELECT indexname AS name FROM pg_indexes WHERE tablename = 'deals'",
+        };
+        app.db
+            .query_all_raw(Statement::from_string(backend, sql))
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.try_get::<String>("", "name").unwrap())
+            .collect::<Vec<_>>()
+    };
+    let index = "deals_org_status_owner_node_idx".to_owned();
+    Migrator::down(
+        &app.db,
+        Some(steps_back_to("m20261127_000021_deal_load_index")),
+    )
+    .await
+    .unwrap();
+    assert!(!indexes().await.contains(&index));
+    Migrator::up(&app.db, None).await.unwrap();
+    assert!(indexes().await.contains(&index));
+}
