@@ -1816,6 +1816,33 @@ async fn query_plan<E: sea_orm::EntityTrait>(app: &TestApp, query: sea_orm::Sele
         .join("\n")
 }
 
+/// The names of the indexes on `tables`, sorted.
+async fn index_names(app: &TestApp, tables: &[&str]) -> Vec<String> {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let backend = app.db.get_database_backend();
+    let list = tables
+        .iter()
+        .map(|t| format!("'{t}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = match backend {
+        DbBackend::Sqlite => {
+            format!("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name IN ({list})")
+        }
+        _ => format!("SELECT indexname AS name FROM pg_indexes WHERE tablename IN ({list})"),
+    };
+    let mut names: Vec<String> = app
+        .db
+        .query_all_raw(Statement::from_string(backend, sql))
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get::<String>("", "name").unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
 /// The daily claim cap counts a rep's claims from the partial index that holds claims only
 /// (migration 000019; rule and owner decisions — nearly every decision — stay out of it), on both
 /// databases; and that migration rolls back and reapplies.
@@ -1823,9 +1850,8 @@ async fn query_plan<E: sea_orm::EntityTrait>(app: &TestApp, query: sea_orm::Sele
 async fn the_claim_cap_reads_the_claims_only_index_and_the_index_migration_reverses() {
     use fieldproof::db::leads::claims_query;
     use fieldproof_migrations::{Migrator, MigratorTrait};
-    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+
     let app = spawn_app_with(|s| s.jobs = false).await;
-    let backend = app.db.get_database_backend();
     let used = query_plan(
         &app,
         claims_query(&app.users["rep_a"], fieldproof::db::now()),
@@ -1833,27 +1859,7 @@ async fn the_claim_cap_reads_the_claims_only_index_and_the_index_migration_rever
     .await;
     assert!(used.contains("lead_decisions_claims_idx"), "{used}");
 
-    let indexes = || async {
-        let sql = match backend {
-            DbBackend::Sqlite => {
-                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name IN ('notifications', 'lead_decisions')"
-            }
-            _ => {
-                "SELECT indexname AS name FROM pg_indexes WHERE tablename IN ('notifications', 'lead_decisions')"
-            }
-        };
-        let rows = app
-            .db
-            .query_all_raw(Statement::from_string(backend, sql))
-            .await
-            .unwrap();
-        let mut names: Vec<String> = rows
-            .iter()
-            .map(|r| r.try_get::<String>("", "name").unwrap())
-            .collect();
-        names.sort();
-        names
-    };
+    let indexes = || index_names(&app, &["notifications", "lead_decisions"]);
     let reshaped = indexes().await;
     Migrator::down(
         &app.db,
@@ -1906,9 +1912,8 @@ async fn a_reps_leads_are_listed_through_the_load_index_and_the_owner_index_is_g
     use fieldproof::db::PageRequest;
     use fieldproof::db::leads::list_query;
     use fieldproof_migrations::{Migrator, MigratorTrait};
-    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+
     let app = spawn_app_with(|s| s.jobs = false).await;
-    let backend = app.db.get_database_backend();
     let rep = fieldproof::db::users::find_active(&app.db, &app.users["rep_a"])
         .await
         .unwrap()
@@ -1927,21 +1932,7 @@ async fn a_reps_leads_are_listed_through_the_load_index_and_the_owner_index_is_g
     let used = query_plan(&app, list_query(&caller, Some("assigned"), &page)).await;
     assert!(used.contains("leads_org_status_owner_load_idx"), "{used}");
 
-    let indexes = || async {
-        let sql = match backend {
-            DbBackend::Sqlite => {
-                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'leads'"
-            }
-            _ => "SELECT indexname AS name FROM pg_indexes WHERE tablename = 'leads'",
-        };
-        app.db
-            .query_all_raw(Statement::from_string(backend, sql))
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.try_get::<String>("", "name").unwrap())
-            .collect::<Vec<_>>()
-    };
+    let indexes = || index_names(&app, &["leads"]);
     let owner_index = "leads_owner_status_idx".to_owned();
     assert!(!indexes().await.contains(&owner_index));
     Migrator::down(
@@ -1967,7 +1958,7 @@ async fn open_deals_weigh_on_rep_loads_counted_from_their_index() {
     use fieldproof_domain::pipeline::default_template::default_template;
     use fieldproof_migrations::{Migrator, MigratorTrait};
     use sea_orm::sea_query::Expr;
-    use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
     let app = spawn_app_with(|s| s.jobs = false).await;
     three_reps(&app).await;
     let rep = app.token("rep_a").await;
@@ -2014,22 +2005,7 @@ async fn open_deals_weigh_on_rep_loads_counted_from_their_index() {
 
     let used = query_plan(&app, repo::open_deal_counts_query(&app.org_id)).await;
     assert!(used.contains("deals_org_status_owner_node_idx"), "{used}");
-    let backend = app.db.get_database_backend();
-    let indexes = || async {
-        let sql = match backend {
-            DbBackend::Sqlite => {
-                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'deals'"
-            }
-            _ => "SELECT indexname AS name FROM pg_indexes WHERE tablename = 'deals'",
-        };
-        app.db
-            .query_all_raw(Statement::from_string(backend, sql))
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.try_get::<String>("", "name").unwrap())
-            .collect::<Vec<_>>()
-    };
+    let indexes = || index_names(&app, &["deals"]);
     let index = "deals_org_status_owner_node_idx".to_owned();
     Migrator::down(
         &app.db,
