@@ -270,21 +270,15 @@ pub async fn bench_leads(cfg: &Config, name: &str, backend: Backend) {
             .find(|l| l.starts_with("fieldproof_lead_batch_size_sum"))
             .and_then(value)
             .unwrap_or(f64::NAN);
-        use fieldproof::services::leads::dispatch::BATCH_PHASES as ORDER;
-        let mut phases: Vec<(usize, String)> = text
-            .lines()
-            .filter_map(|l| {
-                let rest = l.strip_prefix("fieldproof_lead_batch_phase_seconds_sum{phase=\"")?;
-                let (phase, _) = rest.split_once('"')?;
-                let at = ORDER
-                    .iter()
-                    .position(|p| *p == phase)
-                    .unwrap_or(ORDER.len());
-                Some((at, format!("{phase} {:.1}", value(l)? * 1e6 / leads)))
+        use fieldproof::services::leads::dispatch::BATCH_PHASES;
+        let phases: Vec<String> = BATCH_PHASES
+            .iter()
+            .filter_map(|phase| {
+                let key = format!("fieldproof_lead_batch_phase_seconds_sum{{phase=\"{phase}\"}}");
+                let line = text.lines().find(|l| l.starts_with(&key))?;
+                Some(format!("{phase} {:.1}", value(line)? * 1e6 / leads))
             })
             .collect();
-        phases.sort();
-        let phases: Vec<String> = phases.into_iter().map(|(_, p)| p).collect();
         println!(
             "batch phases, µs per lead (warm-up burst included): {}",
             phases.join(", ")
