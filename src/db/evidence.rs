@@ -10,7 +10,7 @@ use super::entities::{evidence, evidence_band, upload_lease};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    QueryOrder, QuerySelect, QueryTrait, Set, TryIntoModel,
 };
 use time::OffsetDateTime;
 
@@ -43,34 +43,53 @@ pub async fn find<C: ConnectionTrait>(db: &C, id: &str) -> Result<Option<evidenc
     evidence::Entity::find_by_id(id.to_owned()).one(db).await
 }
 
-/// Insert the row and its bands (inside the caller's transaction).
+/// Insert the row and its bands (inside the caller's transaction): two statements, nothing
+/// read back (every column of `row` is set, so the stored row is `row` itself).
 pub async fn insert<C: ConnectionTrait>(
     db: &C,
     row: evidence::ActiveModel,
     phash: Option<u64>,
 ) -> Result<evidence::Model, DbErr> {
-    let row = row.insert(db).await?;
+    let model = row.clone().try_into_model()?;
+    evidence::Entity::insert(row)
+        .exec_without_returning(db)
+        .await?;
     if let Some(phash) = phash {
-        for (band, value) in bands(phash).into_iter().enumerate() {
-            evidence_band::ActiveModel {
-                evidence_id: Set(row.id.clone()),
-                org_id: Set(row.org_id.clone()),
+        evidence_band::Entity::insert_many(bands(phash).into_iter().enumerate().map(
+            |(band, value)| evidence_band::ActiveModel {
+                evidence_id: Set(model.id.clone()),
+                org_id: Set(model.org_id.clone()),
                 band: Set(band as i32),
                 value: Set(value),
-            }
-            .insert(db)
-            .await?;
-        }
+            },
+        ))
+        .exec_without_returning(db)
+        .await?;
     }
-    Ok(row)
+    Ok(model)
 }
 
-pub async fn save<C: ConnectionTrait>(
+/// Store the response an upload was answered with (replayed to a retry of the same capture).
+pub async fn set_response<C: ConnectionTrait>(
     db: &C,
-    row: evidence::ActiveModel,
-) -> Result<evidence::Model, DbErr> {
-    row.update(db).await
+    id: &str,
+    response: serde_json::Value,
+) -> Result<(), DbErr> {
+    evidence::Entity::update_many()
+        .col_expr(evidence::Column::Response, Expr::value(response))
+        .filter(evidence::Column::Id.eq(id))
+        .exec(db)
+        .await
+        .map(|_| ())
 }
+
+/// What the duplicate checks read of an earlier piece of evidence: id, SHA-256 (hex) and
+/// perceptual hash (hex). Only these columns: a whole row carries its facts, checks and stored
+/// response (kilobytes of JSON to decode), and a band lookup may return hundreds of rows.
+pub type PriorRow = (String, String, Option<String>);
+
+/// What the travel check reads of an earlier capture: id, time, latitude, longitude.
+pub type CaptureRow = (String, Option<OffsetDateTime>, Option<f64>, Option<f64>);
 
 /// Other evidence of the org with exactly these bytes.
 pub async fn same_bytes<C: ConnectionTrait>(
@@ -78,23 +97,31 @@ pub async fn same_bytes<C: ConnectionTrait>(
     org_id: &str,
     sha256: &str,
     capture_id: &str,
-) -> Result<Vec<evidence::Model>, DbErr> {
+) -> Result<Vec<PriorRow>, DbErr> {
     evidence::Entity::find()
+        .select_only()
+        .columns([
+            evidence::Column::Id,
+            evidence::Column::Sha256,
+            evidence::Column::Phash,
+        ])
         .filter(evidence::Column::OrgId.eq(org_id))
         .filter(evidence::Column::Sha256.eq(sha256))
         .filter(evidence::Column::CaptureId.ne(capture_id))
         .limit(20)
+        .into_tuple()
         .all(db)
         .await
 }
 
-/// Evidence of the org sharing a perceptual-hash band with `phash` (candidates, not verdicts).
+/// Evidence of the org sharing a perceptual-hash band with `phash` (candidates, not verdicts):
+/// one statement, the bands' index giving the ids and the primary key the rows.
 pub async fn near_candidates<C: ConnectionTrait>(
     db: &C,
     org_id: &str,
     phash: u64,
     capture_id: &str,
-) -> Result<Vec<evidence::Model>, DbErr> {
+) -> Result<Vec<PriorRow>, DbErr> {
     let mut any_band = Condition::any();
     for (band, value) in bands(phash).into_iter().enumerate() {
         any_band = any_band.add(
@@ -103,22 +130,24 @@ pub async fn near_candidates<C: ConnectionTrait>(
                 .add(evidence_band::Column::Value.eq(value)),
         );
     }
-    let ids: Vec<String> = evidence_band::Entity::find()
+    let ids = evidence_band::Entity::find()
         .select_only()
         .column(evidence_band::Column::EvidenceId)
         .filter(evidence_band::Column::OrgId.eq(org_id))
         .filter(any_band)
         .distinct()
         .limit(2000)
-        .into_tuple()
-        .all(db)
-        .await?;
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
+        .into_query();
     evidence::Entity::find()
-        .filter(evidence::Column::Id.is_in(ids))
+        .select_only()
+        .columns([
+            evidence::Column::Id,
+            evidence::Column::Sha256,
+            evidence::Column::Phash,
+        ])
+        .filter(evidence::Column::Id.in_subquery(ids))
         .filter(evidence::Column::CaptureId.ne(capture_id))
+        .into_tuple()
         .all(db)
         .await
 }
@@ -130,14 +159,22 @@ pub async fn captures_around<C: ConnectionTrait>(
     at: OffsetDateTime,
     window: time::Duration,
     capture_id: &str,
-) -> Result<Vec<evidence::Model>, DbErr> {
+) -> Result<Vec<CaptureRow>, DbErr> {
     evidence::Entity::find()
+        .select_only()
+        .columns([
+            evidence::Column::Id,
+            evidence::Column::CapturedAt,
+            evidence::Column::CaptureLat,
+            evidence::Column::CaptureLon,
+        ])
         .filter(evidence::Column::UploaderId.eq(uploader_id))
         .filter(evidence::Column::CapturedAt.gte((at - window).to_offset(time::UtcOffset::UTC)))
         .filter(evidence::Column::CapturedAt.lte((at + window).to_offset(time::UtcOffset::UTC)))
         .filter(evidence::Column::CaptureLat.is_not_null())
         .filter(evidence::Column::CaptureId.ne(capture_id))
         .limit(200)
+        .into_tuple()
         .all(db)
         .await
 }

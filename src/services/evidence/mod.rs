@@ -253,13 +253,11 @@ async fn analyse(
     .map_err(ApiError::internal)
 }
 
-fn prior(row: &evidence::Model) -> Option<PriorEvidence> {
-    let sha: ContentHash = row.sha256.parse().ok()?;
+fn prior((id, sha256, phash): &repo::PriorRow) -> Option<PriorEvidence> {
     Some(PriorEvidence {
-        id: row.id.clone(),
-        sha256: sha,
-        phash: row
-            .phash
+        id: id.clone(),
+        sha256: sha256.parse().ok()?,
+        phash: phash
             .as_deref()
             .and_then(|h| u64::from_str_radix(h, 16).ok())
             .map(PerceptualHash),
@@ -300,12 +298,11 @@ async fn history(
         )
         .await?
         {
-            if let (Some(when), Some(lat), Some(lon)) =
-                (row.captured_at, row.capture_lat, row.capture_lon)
+            if let (id, Some(when), Some(lat), Some(lon)) = row
                 && let Ok(point) = LatLon::new(lat, lon)
             {
                 recent_captures.push(PriorCapture {
-                    evidence_id: row.id,
+                    evidence_id: id,
                     at: when,
                     point,
                 });
@@ -632,9 +629,7 @@ pub async fn ingest(
     let advanced = engine::advance(state, &txn, locked, &template).await?;
     view.deal_current_node = advanced.current_node_key.clone();
     let response = serde_json::to_value(&view).map_err(ApiError::internal)?;
-    let mut active: evidence::ActiveModel = inserted.into();
-    active.response = Set(response.clone());
-    repo::save(&txn, active).await?;
+    repo::set_response(&txn, &inserted.id, response.clone()).await?;
     txn.commit().await?;
 
     // The row is committed: make sure its bytes are there (a sweep racing a re-upload of old
