@@ -160,15 +160,31 @@ pub async fn bench_leads(cfg: &Config, name: &str, backend: Backend) {
     assert_eq!(status, 201, "{saved:?}");
 
     let server_latencies = Arc::new(Mutex::new(Vec::<f64>::new()));
+    // Where a burst's time goes, per request, in ms from the moment the burst started (one
+    // clock: the server runs on this machine): sent, stored (`created_at`), assigned, answered.
+    let timeline = Arc::new(Mutex::new(Vec::<[f64; 4]>::new()));
     let intake = |round: usize| {
-        let (api, admin, server_latencies) = (api.clone(), admin.clone(), server_latencies.clone());
+        let (api, admin, server_latencies, timeline) = (
+            api.clone(),
+            admin.clone(),
+            server_latencies.clone(),
+            timeline.clone(),
+        );
+        let origin = OffsetDateTime::now_utc();
         move |k: usize| {
-            let (api, admin, server_latencies) =
-                (api.clone(), admin.clone(), server_latencies.clone());
+            let (api, admin, server_latencies, timeline) = (
+                api.clone(),
+                admin.clone(),
+                server_latencies.clone(),
+                timeline.clone(),
+            );
             async move {
                 let body = json!({"company": format!("压测{round}-{k}号公司"), "industry": "制造业", "source": "website",
                                   "province": PROVINCES[k % 8], "annual_purchase_fen": 90_000_000});
+                let since = |t: OffsetDateTime| (t - origin).as_seconds_f64() * 1000.0;
+                let sent = since(OffsetDateTime::now_utc());
                 let (status, lead) = api.post(&admin, "/api/v1/leads", &body).await;
+                let answered = since(OffsetDateTime::now_utc());
                 if status == 201 {
                     assert_eq!(lead["status"], "assigned", "{lead}");
                     let at = |k: &str| {
@@ -179,6 +195,12 @@ pub async fn bench_leads(cfg: &Config, name: &str, backend: Backend) {
                             .lock()
                             .expect("latencies")
                             .push((a - c).as_seconds_f64() * 1000.0);
+                        timeline.lock().expect("timeline").push([
+                            sent,
+                            since(c),
+                            since(a),
+                            answered,
+                        ]);
                     }
                 }
                 status
@@ -197,8 +219,24 @@ pub async fn bench_leads(cfg: &Config, name: &str, backend: Backend) {
     let mut wall = Duration::ZERO;
     let mut statuses: BTreeMap<u16, usize> = BTreeMap::new();
     for round in 1..=rounds {
+        timeline.lock().expect("timeline").clear();
         let run = drive(burst, burst, intake(round)).await;
         println!("round {round}: {}", run.summary("leads"));
+        let points = timeline.lock().expect("timeline").clone();
+        if !points.is_empty() {
+            let column = |i: usize| {
+                let mut v: Vec<f64> = points.iter().map(|p| p[i]).collect();
+                v.sort_by(f64::total_cmp);
+                format!("{:.1}/{:.1}", v[v.len() / 2], v[v.len() - 1])
+            };
+            println!(
+                "  timeline, ms from the burst's start, median/last: sent {}, stored {}, assigned {}, answered {}",
+                column(0),
+                column(1),
+                column(2),
+                column(3)
+            );
+        }
         wall += run.wall;
         all.extend(run.latencies);
         for (s, n) in run.statuses {
