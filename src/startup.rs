@@ -59,9 +59,10 @@ impl Application {
     ) -> anyhow::Result<Application> {
         let key = settings.jwt_key()?;
         let reads = db::connect_reader(&settings, &db).await?;
+        let dispatcher = db::connect_dispatcher(&settings, &db).await?;
         let state = AppState {
             reads,
-            lead_dispatcher: crate::services::leads::dispatch::Dispatcher::start(db.clone()),
+            lead_dispatcher: crate::services::leads::dispatch::Dispatcher::start(dispatcher),
             db,
             blobs,
             tokens: AccessTokens::new(&key, settings.access_token_ttl_secs),

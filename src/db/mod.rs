@@ -183,6 +183,26 @@ pub async fn connect_reader(
         .context("opening read connections to the database")
 }
 
+/// The lead dispatcher's own connections on PostgreSQL. Its batches are serial and every
+/// request of a burst waits for them; on the shared pool each of a batch's statements queued
+/// for a connection behind the burst's own account checks (200 requests, 10 connections).
+/// SQLite: the writer itself (there is one).
+pub async fn connect_dispatcher(
+    settings: &Settings,
+    writer: &DatabaseConnection,
+) -> anyhow::Result<DatabaseConnection> {
+    if writer.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return Ok(writer.clone());
+    }
+    let url = settings.database_url();
+    Database::connect(pool_options(url.expose_secret(), DISPATCHER_CONNECTIONS))
+        .await
+        .context("opening the lead dispatcher's connections")
+}
+
+/// One per org batch running at once (batches of different orgs run side by side).
+const DISPATCHER_CONNECTIONS: u32 = 2;
+
 pub async fn migrate_up(db: &DatabaseConnection) -> anyhow::Result<()> {
     Migrator::up(db, None).await.context("applying migrations")
 }

@@ -2017,3 +2017,43 @@ async fn open_deals_weigh_on_rep_loads_counted_from_their_index() {
     Migrator::up(&app.db, None).await.unwrap();
     assert!(indexes().await.contains(&index));
 }
+
+/// A burst's account checks (and slow requests, a long report) hold the request pool's
+/// connections; the lead dispatcher's batches, which every intake waits for, must not queue behind
+/// them. On PostgreSQL the dispatcher has connections of its own; on SQLite requests read through
+/// the read-only pool and the dispatcher writes through the one writer.
+#[tokio::test]
+async fn leads_are_assigned_while_requests_hold_every_connection_of_their_pool() {
+    use sea_orm::{ConnectionTrait, DbBackend, TransactionTrait};
+    let app = spawn_app_with(|s| {
+        s.jobs = false;
+        s.database_max_connections = 3;
+    })
+    .await;
+    profile(&app, "rep_a", 10, &["浙江"], true).await;
+    let (requests, held) = match app.state.db.get_database_backend() {
+        DbBackend::Postgres => (&app.state.db, 3),
+        _ => (&app.state.reads, 4),
+    };
+    let mut holding = Vec::new();
+    for _ in 0..held {
+        let txn = requests.begin().await.unwrap();
+        txn.execute_unprepared("SELECT 1").await.unwrap();
+        holding.push(txn);
+    }
+    let row = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        leads::intake(
+            &app.state.lead_dispatcher,
+            &app.org_id,
+            draft("连接占满时的公司"),
+            leads::Origin::default(),
+        ),
+    )
+    .await
+    .expect("assigned while every request connection was held")
+    .unwrap();
+    assert_eq!(row.status, "assigned");
+    assert_eq!(row.owner_id.as_deref(), Some(app.users["rep_a"].as_str()));
+    drop(holding);
+}
