@@ -322,6 +322,36 @@ pub async fn bench_leads(cfg: &Config, name: &str, backend: Backend) {
             phases.join(", ")
         );
     }
+    // A rep's leads list (their own leads and the pool, in id order), first and second page:
+    // the screen a rep opens most, read at the org's full size.
+    let (rep_name, _, _) = &org.reps[1];
+    let rep = api.login(rep_name).await;
+    let mut firsts = Vec::new();
+    let mut seconds = Vec::new();
+    let mut shown = 0;
+    for _ in 0..10 {
+        let t = Instant::now();
+        let (status, page) = api.get(&rep, "/api/v1/leads?limit=50").await;
+        firsts.push(ms(t.elapsed()));
+        assert_eq!(status, 200, "{page}");
+        shown = page["items"].as_array().map_or(0, Vec::len);
+        if let Some(cursor) = page["next_cursor"].as_str() {
+            let t = Instant::now();
+            let (status, next) = api
+                .get(&rep, &format!("/api/v1/leads?limit=50&cursor={cursor}"))
+                .await;
+            seconds.push(ms(t.elapsed()));
+            assert_eq!(status, 200, "{next}");
+        }
+    }
+    firsts.sort_by(f64::total_cmp);
+    seconds.sort_by(f64::total_cmp);
+    let median = |v: &[f64]| v.get(v.len() / 2).copied().unwrap_or(f64::NAN);
+    println!(
+        "a rep's leads list (GET /api/v1/leads?limit=50, 10 times): first page median {:.1} ms ({shown} items), next page median {:.1} ms",
+        median(&firsts),
+        median(&seconds)
+    );
     // Every burst's lead was decided once, by the rules, within capacity.
     let check = db.connect(dir.path()).await;
     let decided: Vec<(String, i64)> = lead::Entity::find()

@@ -24,6 +24,7 @@ mod m20261127_000018_roster_versions;
 mod m20261127_000019_append_friendly_indexes;
 mod m20261127_000020_drop_lead_owner_index;
 mod m20261127_000021_deal_load_index;
+mod m20261127_000022_lead_pool_index;
 mod util;
 
 pub struct Migrator;
@@ -53,6 +54,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000019_append_friendly_indexes::Migration),
             Box::new(m20261127_000020_drop_lead_owner_index::Migration),
             Box::new(m20261127_000021_deal_load_index::Migration),
+            Box::new(m20261127_000022_lead_pool_index::Migration),
         ]
     }
 }

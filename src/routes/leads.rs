@@ -196,7 +196,8 @@ async fn list_leads(
         cursor: q.cursor,
     }
     .parse()?;
-    let page = repo::list_visible(&state.db, &caller, q.status.as_deref(), &page).await?;
+    // The read-only pool: on SQLite a listing never waits for, nor holds up, the writer.
+    let page = repo::list_visible(&state.reads, &caller, q.status.as_deref(), &page).await?;
     Ok(web::Json(PageOf {
         items: page.items.into_iter().map(LeadView::from).collect(),
         next_cursor: page.next_cursor,

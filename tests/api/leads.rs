@@ -1910,7 +1910,7 @@ async fn a_batch_reports_its_phases_on_metrics() {
 async fn a_reps_leads_are_listed_through_the_load_index_and_the_owner_index_is_gone() {
     use fieldproof::auth::Caller;
     use fieldproof::db::PageRequest;
-    use fieldproof::db::leads::list_query;
+    use fieldproof::db::leads::list_queries;
     use fieldproof_migrations::{Migrator, MigratorTrait};
 
     let app = spawn_app_with(|s| s.jobs = false).await;
@@ -1929,7 +1929,9 @@ async fn a_reps_leads_are_listed_through_the_load_index_and_the_owner_index_is_g
         after: None,
         limit: 50,
     };
-    let used = query_plan(&app, list_query(&caller, Some("assigned"), &page)).await;
+    let mut queries = list_queries(&caller, Some("assigned"), &page);
+    assert_eq!(queries.len(), 1);
+    let used = query_plan(&app, queries.remove(0)).await;
     assert!(used.contains("leads_org_status_owner_load_idx"), "{used}");
 
     let indexes = || index_names(&app, &["leads"]);
@@ -2056,4 +2058,130 @@ async fn leads_are_assigned_while_requests_hold_every_connection_of_their_pool()
     assert_eq!(row.status, "assigned");
     assert_eq!(row.owner_id.as_deref(), Some(app.users["rep_a"].as_str()));
     drop(holding);
+}
+
+/// A rep's lead list is their own leads and the pool, in id order, a page at a time: read as two
+/// statements — their own through the load index, the pool through `leads_pool_idx` (migration
+/// 000022) — and merged, with pages that run across both; nobody else's leads.
+#[tokio::test]
+async fn a_reps_list_merges_their_leads_and_the_pool_page_by_page_each_from_an_index() {
+    use fieldproof::auth::Caller;
+    use fieldproof::db::PageRequest;
+    use fieldproof::db::leads::{self as repo, list_queries};
+    use fieldproof_migrations::{Migrator, MigratorTrait};
+    use sea_orm::ActiveModelTrait;
+
+    let app = spawn_app_with(|s| s.jobs = false).await;
+    let rep = fieldproof::db::users::find_active(&app.db, &app.users["rep_a"])
+        .await
+        .unwrap()
+        .expect("rep");
+    let caller = Caller {
+        user_id: rep.id.clone(),
+        org_id: rep.org_id.clone(),
+        role: rep.role,
+        team_id: rep.team_id.clone(),
+        session_id: "s".into(),
+    };
+    // Interleaved in time: rep_a's assigned and converted leads, the pool, rep_b's.
+    let owners = [
+        Some("rep_a"),
+        None,
+        Some("rep_b"),
+        Some("rep_a"),
+        None,
+        None,
+        Some("rep_a"),
+        Some("rep_b"),
+        None,
+        Some("rep_a"),
+    ];
+    let mut expected = Vec::new();
+    for (i, owner) in owners.iter().enumerate() {
+        let mut row = leads::new_lead(
+            &app.org_id,
+            draft(&format!("列表{i}号公司")),
+            &leads::Origin::default(),
+            fieldproof::db::now(),
+        );
+        if let Some(who) = owner {
+            row.owner_id = Some(app.users[who].clone());
+            row.status = if i % 2 == 0 {
+                repo::ASSIGNED
+            } else {
+                repo::CONVERTED
+            }
+            .to_owned();
+            row.needs_assignment = false;
+        }
+        if *owner != Some("rep_b") {
+            expected.push(row.id.clone());
+        }
+        leads::insertable(row).insert(&app.db).await.unwrap();
+    }
+    expected.sort();
+
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = PageRequest {
+            after: after.clone(),
+            limit: 3,
+        };
+        let got = repo::list_visible(&app.db, &caller, None, &page)
+            .await
+            .unwrap();
+        assert!(got.items.len() <= 3);
+        seen.extend(got.items.iter().map(|l| l.id.clone()));
+        match got.next_cursor {
+            Some(cursor) => after = Some(cursor),
+            None => break,
+        }
+    }
+    assert_eq!(seen, expected);
+    // The status filter keeps to one side.
+    let pool = repo::list_visible(
+        &app.db,
+        &caller,
+        Some("pool"),
+        &PageRequest {
+            after: None,
+            limit: 50,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(pool.items.len(), 4);
+    assert!(pool.items.iter().all(|l| l.status == "pool"));
+
+    let page = PageRequest {
+        after: None,
+        limit: 50,
+    };
+    let plans = {
+        let mut plans = Vec::new();
+        for query in list_queries(&caller, None, &page) {
+            plans.push(query_plan(&app, query).await);
+        }
+        plans
+    };
+    assert_eq!(plans.len(), 2, "{plans:?}");
+    assert!(
+        plans[0].contains("leads_org_status_owner_load_idx"),
+        "{}",
+        plans[0]
+    );
+    assert!(plans[1].contains("leads_pool_idx"), "{}", plans[1]);
+
+    let indexes = || index_names(&app, &["leads"]);
+    let pool_index = "leads_pool_idx".to_owned();
+    Migrator::down(
+        &app.db,
+        Some(steps_back_to("m20261127_000022_lead_pool_index")),
+    )
+    .await
+    .unwrap();
+    assert!(!indexes().await.contains(&pool_index));
+    Migrator::up(&app.db, None).await.unwrap();
+    assert!(indexes().await.contains(&pool_index));
 }
