@@ -170,7 +170,7 @@ async fn list_deals(
     caller: Caller,
     query: web::Query<PageQuery>,
 ) -> ApiResult<web::Json<PageOf<DealSummary>>> {
-    let page = repo::list_visible(&state.db, &caller, &query.into_inner().parse()?).await?;
+    let page = repo::list_visible(&state.reads, &caller, &query.into_inner().parse()?).await?;
     Ok(web::Json(PageOf {
         items: page.items.into_iter().map(DealSummary::from).collect(),
         next_cursor: page.next_cursor,

@@ -96,11 +96,11 @@ async fn what_if(
     if !(1..=90).contains(&days) {
         return Err(ApiError::invalid_field("days", "1-90", "须在 1 到 90 之间"));
     }
-    let draft: RuleSet = rules::validate(&state.db, &caller.org_id, &body.rules)
+    let draft: RuleSet = rules::validate(&state.reads, &caller.org_id, &body.rules)
         .await?
         .map_err(invalid)?;
     let (report, skipped) =
-        insight::what_if(&state.db, &caller.org_id, &draft, days, crate::db::now()).await?;
+        insight::what_if(&state.reads, &caller.org_id, &draft, days, crate::db::now()).await?;
     Ok(web::Json(
         json!({"days": days, "routed_to_existing_owner": skipped, "report": report, "note": "Latency, first response and conversion depend on what people did and cannot be replayed; the replay starts reps with no protected leads and ignores expiries."}),
     ))

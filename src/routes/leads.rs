@@ -669,7 +669,7 @@ pub async fn team_health(
     };
     // An admin naming a team of no org of theirs gets 404, not a page of zeros.
     if let Some(t) = &team
-        && db::teams::find(&state.db, &caller.org_id, t)
+        && db::teams::find(&state.reads, &caller.org_id, t)
             .await?
             .is_none()
     {
@@ -686,7 +686,8 @@ pub async fn team_health(
     let to = to.unwrap_or_else(db::now);
     let from = from.unwrap_or(to - time::Duration::days(days));
     let figures =
-        service::insight::health_of(&state.db, &caller.org_id, team.as_deref(), from, to).await?;
+        service::insight::health_of(&state.reads, &caller.org_id, team.as_deref(), from, to)
+            .await?;
     Ok(TeamHealth {
         team_id: team,
         from,

@@ -67,7 +67,7 @@ async fn list_notifications(
 ) -> ApiResult<web::Json<PageOf<NotificationView>>> {
     let page = page.into_inner().parse()?;
     let unread_only = filter.unread.unwrap_or(false);
-    let found = repo::list_for_user(&state.db, &caller.user_id, unread_only, &page).await?;
+    let found = repo::list_for_user(&state.reads, &caller.user_id, unread_only, &page).await?;
     Ok(web::Json(PageOf {
         items: found
             .items
@@ -90,7 +90,7 @@ async fn unread_count(
     state: web::Data<AppState>,
     caller: Caller,
 ) -> ApiResult<web::Json<UnreadCount>> {
-    let unread = repo::unread_count(&state.db, &caller.user_id).await?;
+    let unread = repo::unread_count(&state.reads, &caller.user_id).await?;
     Ok(web::Json(UnreadCount { unread }))
 }
 

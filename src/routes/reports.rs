@@ -146,7 +146,7 @@ pub async fn team_heatmap(
     team_id: &str,
     week: &str,
 ) -> ApiResult<Heatmap> {
-    let team = db::teams::find(&state.db, &caller.org_id, team_id)
+    let team = db::teams::find(&state.reads, &caller.org_id, team_id)
         .await?
         .ok_or_else(ApiError::not_found)?;
     let allowed = caller.is_admin()
@@ -159,7 +159,7 @@ pub async fn team_heatmap(
             serde_json::json!({"field": "week", "reason": "expected an ISO week like 2026-W48"}),
         )
     })?;
-    let runs = db::deals::team_runs_between(&state.db, &team.id, from, to).await?;
+    let runs = db::deals::team_runs_between(&state.reads, &team.id, from, to).await?;
     Ok(Heatmap {
         team_id: team.id,
         week: week.to_owned(),

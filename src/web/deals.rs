@@ -31,8 +31,12 @@ pub async fn list(
 ) -> Result<HttpResponse, ConsoleError> {
     let lang = user.lang;
     let after = Some(q.cursor.clone()).filter(|c| !c.is_empty());
-    let page_rows =
-        deal_repo::list_visible(&state.db, &user.caller, &PageRequest { after, limit: 50 }).await?;
+    let page_rows = deal_repo::list_visible(
+        &state.reads,
+        &user.caller,
+        &PageRequest { after, limit: 50 },
+    )
+    .await?;
     let mut customers = HashMap::new();
     for d in &page_rows.items {
         if !customers.contains_key(&d.customer_id) {

@@ -223,3 +223,58 @@ async fn the_embedded_database_is_checkpointed_beside_the_writer() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Reports and lists are read beside the writer: on SQLite the writing pool is one connection,
+/// and a dashboard read through it held up every intake and upload for its duration (and
+/// waited for each of them). With a write transaction open, the heatmap, the distribution
+/// health, the what-if replay, the review queue and the lists still answer.
+#[tokio::test]
+async fn reports_and_lists_answer_while_a_write_transaction_is_open() {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    use std::time::Duration;
+    let app = spawn_app().await;
+    let admin = app.token("admin").await;
+    let rep = app.token("rep_a").await;
+    let writer = app.db.begin().await.unwrap();
+    writer
+        .execute_unprepared("UPDATE orgs SET name = name || ' (held)'")
+        .await
+        .unwrap();
+    let team = app.teams[0].clone();
+    let reads = [
+        (
+            admin.as_str(),
+            format!("/api/v1/reports/heatmap?team_id={team}&week=2026-W47"),
+        ),
+        (
+            admin.as_str(),
+            format!("/api/v1/leads/health?team_id={team}"),
+        ),
+        (admin.as_str(), "/api/v1/reviews".to_owned()),
+        (admin.as_str(), "/api/v1/deals".to_owned()),
+        (admin.as_str(), "/api/v1/customers".to_owned()),
+        (rep.as_str(), "/api/v1/leads".to_owned()),
+        (rep.as_str(), "/api/v1/notifications".to_owned()),
+    ];
+    for (token, path) in reads {
+        let response = tokio::time::timeout(
+            Duration::from_secs(5),
+            app.request(Method::GET, &path, Some(token)).send(),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{path} waited for the writer"))
+        .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+    }
+    let replay = tokio::time::timeout(
+        Duration::from_secs(5),
+        app.request(Method::POST, "/api/v1/lead-rules/what-if", Some(&admin))
+            .json(&serde_json::json!({"rules": {"layers": [{"name": "south only", "conditions": [{"field": "rep_team", "in": ["South"]}]}]}, "days": 7}))
+            .send(),
+    )
+    .await
+    .expect("the what-if replay waited for the writer")
+    .unwrap();
+    assert_eq!(replay.status(), 200);
+    writer.rollback().await.unwrap();
+}

@@ -138,7 +138,7 @@ pub async fn queue(
         from: request.from,
         to: request.to,
     };
-    let mut rows = repo::review_queue(&state.db, &filter, cursor, limit + 1).await?;
+    let mut rows = repo::review_queue(&state.reads, &filter, cursor, limit + 1).await?;
     let more = rows.len() as u64 > limit;
     rows.truncate(limit as usize);
     let next_cursor = if more {
