@@ -25,6 +25,7 @@ mod m20261127_000019_append_friendly_indexes;
 mod m20261127_000020_drop_lead_owner_index;
 mod m20261127_000021_deal_load_index;
 mod m20261127_000022_lead_pool_index;
+mod m20261127_000023_lead_team_index;
 mod util;
 
 pub struct Migrator;
@@ -55,6 +56,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000020_drop_lead_owner_index::Migration),
             Box::new(m20261127_000021_deal_load_index::Migration),
             Box::new(m20261127_000022_lead_pool_index::Migration),
+            Box::new(m20261127_000023_lead_team_index::Migration),
         ]
     }
 }

@@ -106,7 +106,7 @@ pub async fn list_visible<C: ConnectionTrait>(
         rows.extend(query.all(db).await?);
     }
     // Each statement gave its first page in id order; together they hold the first page of
-    // the union (statements of one caller never return the same lead: they differ in status).
+    // the union (a manager's own lead in their team comes twice).
     rows.sort_by(|a, b| a.id.cmp(&b.id));
     rows.dedup_by(|a, b| a.id == b.id);
     rows.truncate(page.limit as usize + 1);
@@ -114,33 +114,47 @@ pub async fn list_visible<C: ConnectionTrait>(
 }
 
 /// The statements [`list_visible`] reads, each a page in id order (public so a test can check
-/// their plans). A rep sees their own leads and the pool, read apart: their own through the
-/// load index `(org_id, status, owner_id, …)` — the few thousand leads one rep ever held,
-/// sorted — and the pool a page at a time through `leads_pool_idx` (migration 000022). As one
-/// `OR` SQLite walked the org's whole table for every page (~190 ms at 1M leads). Other roles
-/// read one statement.
+/// their plans). A rep sees their own leads and the pool; a manager or supervisor also their
+/// team's. Each part is read apart: their own through the load index `(org_id, status,
+/// owner_id, …)` — the few thousand leads one person ever held, sorted —, the team's through
+/// `leads_team_idx (team_id, id)` (migration 000023) and the pool through `leads_pool_idx`
+/// (migration 000022), each a page at a time. As one `OR` SQLite walked the org's whole table
+/// for every page (~190 ms at 1M leads). Admins (the whole org) and everyone else (their own
+/// leads) read one statement.
 pub fn list_queries(
     caller: &Caller,
     status: Option<&str>,
     page: &PageRequest,
 ) -> Vec<sea_orm::Select<lead::Entity>> {
-    if caller.role != Role::Rep {
-        return vec![list_query(caller, status, page)];
-    }
+    let team = match caller.role {
+        Role::Rep => None,
+        Role::Manager | Role::Supervisor => caller.team_id.as_deref(),
+        Role::Presales | Role::Finance | Role::Admin => {
+            return vec![list_query(caller, status, page)];
+        }
+    };
     let in_org = lead::Entity::find().filter(lead::Column::OrgId.eq(caller.org_id.as_str()));
     let mut queries = Vec::new();
-    let own: Vec<&str> = match status {
+    let held: Vec<&str> = match status {
         None => STATUSES.iter().copied().filter(|s| *s != POOL).collect(),
         Some(POOL) => Vec::new(),
         Some(other) => vec![other],
     };
-    if !own.is_empty() {
+    if !held.is_empty() {
         queries.push(
             in_org
                 .clone()
-                .filter(lead::Column::Status.is_in(own))
+                .filter(lead::Column::Status.is_in(held.clone()))
                 .filter(lead::Column::OwnerId.eq(caller.user_id.as_str())),
         );
+        if let Some(team) = team {
+            queries.push(
+                in_org
+                    .clone()
+                    .filter(lead::Column::TeamId.eq(team))
+                    .filter(lead::Column::Status.is_in(held)),
+            );
+        }
     }
     if status.is_none_or(|s| s == POOL) {
         // A literal, not a parameter: what lets both planners use the partial index.

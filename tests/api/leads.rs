@@ -2060,11 +2060,13 @@ async fn leads_are_assigned_while_requests_hold_every_connection_of_their_pool()
     drop(holding);
 }
 
-/// A rep's lead list is their own leads and the pool, in id order, a page at a time: read as two
-/// statements — their own through the load index, the pool through `leads_pool_idx` (migration
-/// 000022) — and merged, with pages that run across both; nobody else's leads.
+/// A rep's lead list is their own leads and the pool, a manager's also their team's, in id order,
+/// a page at a time: read as one statement per part — their own through the load index, the
+/// team's through `leads_team_idx` (migration 000023), the pool through `leads_pool_idx`
+/// (migration 000022) — and merged, with pages that run across the parts and a lead that is in
+/// two of them shown once; nobody else's leads.
 #[tokio::test]
-async fn a_reps_list_merges_their_leads_and_the_pool_page_by_page_each_from_an_index() {
+async fn lead_lists_merge_own_team_and_pool_page_by_page_each_from_an_index() {
     use fieldproof::auth::Caller;
     use fieldproof::db::PageRequest;
     use fieldproof::db::leads::{self as repo, list_queries};
@@ -2072,31 +2074,41 @@ async fn a_reps_list_merges_their_leads_and_the_pool_page_by_page_each_from_an_i
     use sea_orm::ActiveModelTrait;
 
     let app = spawn_app_with(|s| s.jobs = false).await;
-    let rep = fieldproof::db::users::find_active(&app.db, &app.users["rep_a"])
-        .await
-        .unwrap()
-        .expect("rep");
-    let caller = Caller {
-        user_id: rep.id.clone(),
-        org_id: rep.org_id.clone(),
-        role: rep.role,
-        team_id: rep.team_id.clone(),
-        session_id: "s".into(),
+    let caller_of = |name: &'static str| {
+        let app = &app;
+        async move {
+            let user = fieldproof::db::users::find_active(&app.db, &app.users[name])
+                .await
+                .unwrap()
+                .expect("user");
+            Caller {
+                user_id: user.id,
+                org_id: user.org_id,
+                role: user.role,
+                team_id: user.team_id,
+                session_id: "s".into(),
+            }
+        }
     };
-    // Interleaved in time: rep_a's assigned and converted leads, the pool, rep_b's.
+    let rep = caller_of("rep_a").await;
+    let manager = caller_of("manager_east").await;
+    // Interleaved in time: leads of rep_a, rep_b and the manager (team East), rep_south (team
+    // South) and the pool.
     let owners = [
         Some("rep_a"),
         None,
         Some("rep_b"),
         Some("rep_a"),
+        Some("manager_east"),
         None,
+        Some("rep_south"),
         None,
         Some("rep_a"),
         Some("rep_b"),
         None,
         Some("rep_a"),
     ];
-    let mut expected = Vec::new();
+    let (mut for_rep, mut for_manager) = (Vec::new(), Vec::new());
     for (i, owner) in owners.iter().enumerate() {
         let mut row = leads::new_lead(
             &app.org_id,
@@ -2106,6 +2118,7 @@ async fn a_reps_list_merges_their_leads_and_the_pool_page_by_page_each_from_an_i
         );
         if let Some(who) = owner {
             row.owner_id = Some(app.users[who].clone());
+            row.team_id = Some(app.teams[usize::from(*who == "rep_south")].clone());
             row.status = if i % 2 == 0 {
                 repo::ASSIGNED
             } else {
@@ -2114,74 +2127,99 @@ async fn a_reps_list_merges_their_leads_and_the_pool_page_by_page_each_from_an_i
             .to_owned();
             row.needs_assignment = false;
         }
-        if *owner != Some("rep_b") {
-            expected.push(row.id.clone());
+        if matches!(owner, None | Some("rep_a")) {
+            for_rep.push(row.id.clone());
+        }
+        if *owner != Some("rep_south") {
+            for_manager.push(row.id.clone());
         }
         leads::insertable(row).insert(&app.db).await.unwrap();
     }
-    expected.sort();
+    for_rep.sort();
+    for_manager.sort();
 
-    let mut seen = Vec::new();
-    let mut after = None;
-    loop {
-        let page = PageRequest {
-            after: after.clone(),
-            limit: 3,
-        };
-        let got = repo::list_visible(&app.db, &caller, None, &page)
-            .await
-            .unwrap();
-        assert!(got.items.len() <= 3);
-        seen.extend(got.items.iter().map(|l| l.id.clone()));
-        match got.next_cursor {
-            Some(cursor) => after = Some(cursor),
-            None => break,
+    let pages = |caller: Caller| {
+        let app = &app;
+        async move {
+            let mut seen = Vec::new();
+            let mut after = None;
+            loop {
+                let page = PageRequest {
+                    after: after.clone(),
+                    limit: 3,
+                };
+                let got = repo::list_visible(&app.db, &caller, None, &page)
+                    .await
+                    .unwrap();
+                assert!(got.items.len() <= 3);
+                seen.extend(got.items.iter().map(|l| l.id.clone()));
+                match got.next_cursor {
+                    Some(cursor) => after = Some(cursor),
+                    None => return seen,
+                }
+            }
         }
-    }
-    assert_eq!(seen, expected);
+    };
+    assert_eq!(pages(rep.clone()).await, for_rep);
+    assert_eq!(pages(manager.clone()).await, for_manager);
     // The status filter keeps to one side.
-    let pool = repo::list_visible(
-        &app.db,
-        &caller,
-        Some("pool"),
-        &PageRequest {
-            after: None,
-            limit: 50,
-        },
-    )
-    .await
-    .unwrap();
-    assert_eq!(pool.items.len(), 4);
-    assert!(pool.items.iter().all(|l| l.status == "pool"));
-
-    let page = PageRequest {
+    let all = PageRequest {
         after: None,
         limit: 50,
     };
-    let plans = {
-        let mut plans = Vec::new();
-        for query in list_queries(&caller, None, &page) {
-            plans.push(query_plan(&app, query).await);
-        }
-        plans
-    };
-    assert_eq!(plans.len(), 2, "{plans:?}");
-    assert!(
-        plans[0].contains("leads_org_status_owner_load_idx"),
-        "{}",
-        plans[0]
+    let pool = repo::list_visible(&app.db, &rep, Some("pool"), &all)
+        .await
+        .unwrap();
+    assert_eq!(pool.items.len(), 4);
+    assert!(pool.items.iter().all(|l| l.status == "pool"));
+    let held = repo::list_visible(&app.db, &manager, Some("assigned"), &all)
+        .await
+        .unwrap();
+    assert_eq!(
+        held.items.len(),
+        4,
+        "rep_a's two, rep_b's and the manager's own"
     );
-    assert!(plans[1].contains("leads_pool_idx"), "{}", plans[1]);
+
+    let plans = |caller: Caller| {
+        let app = &app;
+        let all = all.clone();
+        async move {
+            let mut plans = Vec::new();
+            for query in list_queries(&caller, None, &all) {
+                plans.push(query_plan(app, query).await);
+            }
+            plans
+        }
+    };
+    let rep_plans = plans(rep).await;
+    assert_eq!(rep_plans.len(), 2, "{rep_plans:?}");
+    assert!(
+        rep_plans[0].contains("leads_org_status_owner_load_idx"),
+        "{}",
+        rep_plans[0]
+    );
+    assert!(rep_plans[1].contains("leads_pool_idx"), "{}", rep_plans[1]);
+    let manager_plans = plans(manager).await;
+    assert_eq!(manager_plans.len(), 3, "{manager_plans:?}");
+    assert!(
+        manager_plans[1].contains("leads_team_idx"),
+        "{}",
+        manager_plans[1]
+    );
 
     let indexes = || index_names(&app, &["leads"]);
-    let pool_index = "leads_pool_idx".to_owned();
     Migrator::down(
         &app.db,
         Some(steps_back_to("m20261127_000022_lead_pool_index")),
     )
     .await
     .unwrap();
-    assert!(!indexes().await.contains(&pool_index));
+    let gone = indexes().await;
+    assert!(!gone.contains(&"leads_pool_idx".to_owned()), "{gone:?}");
+    assert!(!gone.contains(&"leads_team_idx".to_owned()), "{gone:?}");
     Migrator::up(&app.db, None).await.unwrap();
-    assert!(indexes().await.contains(&pool_index));
+    let back = indexes().await;
+    assert!(back.contains(&"leads_pool_idx".to_owned()), "{back:?}");
+    assert!(back.contains(&"leads_team_idx".to_owned()), "{back:?}");
 }
