@@ -6,7 +6,9 @@
 
 use super::entities::rate_limit_window::{self, Column, Entity};
 use sea_orm::sea_query::{Expr, OnConflict, Query};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter};
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
 use time::{Duration, OffsetDateTime};
 
 const WINDOW_SECS: i64 = 60;
@@ -64,6 +66,85 @@ pub async fn hit<C: ConnectionTrait>(
     ))
 }
 
+/// Count and judge one request like [`hit`]: in the database on PostgreSQL (shared by every
+/// instance), in `local` on SQLite. An SQLite file has one `serve` process, and counting there
+/// was a write transaction and an fsync on the one writer per request — a flood of refused
+/// requests on a public form queued every intake and upload behind it.
+pub async fn hit_shared_or_local<C: ConnectionTrait>(
+    db: &C,
+    local: &LocalWindows,
+    scope: &str,
+    subject: &str,
+    per_minute: u32,
+    now: OffsetDateTime,
+) -> Result<Result<(), u64>, DbErr> {
+    match db.get_database_backend() {
+        DbBackend::Postgres => hit(db, scope, subject, per_minute, now).await,
+        _ => Ok(local.hit(scope, subject, per_minute, now)),
+    }
+}
+
+/// Subjects kept in memory before windows that no longer weigh are dropped.
+const LOCAL_MAX_TRACKED: usize = 10_000;
+
+/// The same one-minute windows as the `rate_limit_windows` table, in this process's memory.
+#[derive(Default)]
+pub struct LocalWindows(Mutex<HashMap<(String, String), LocalCounts>>);
+
+#[derive(Clone, Copy)]
+struct LocalCounts {
+    /// Unix seconds of the current window's start.
+    start: i64,
+    current: i64,
+    previous: i64,
+}
+
+impl LocalWindows {
+    /// Count one request and judge it: `Ok(())` or `Err(seconds to wait)`.
+    pub fn hit(
+        &self,
+        scope: &str,
+        subject: &str,
+        per_minute: u32,
+        now: OffsetDateTime,
+    ) -> Result<(), u64> {
+        let window = window_of(now);
+        let start = window.unix_timestamp();
+        // A poisoned lock only means another request panicked mid-update; the counts are
+        // still usable.
+        let mut windows = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if windows.len() >= LOCAL_MAX_TRACKED {
+            windows.retain(|_, c| c.start >= start - WINDOW_SECS);
+        }
+        let counts = windows
+            .entry((scope.to_owned(), subject.to_owned()))
+            .or_insert(LocalCounts {
+                start,
+                current: 0,
+                previous: 0,
+            });
+        if counts.start != start {
+            let previous = if counts.start == start - WINDOW_SECS {
+                counts.current
+            } else {
+                0
+            };
+            *counts = LocalCounts {
+                start,
+                current: 0,
+                previous,
+            };
+        }
+        counts.current += 1;
+        judge(
+            counts.previous,
+            counts.current,
+            (now - window).as_seconds_f64(),
+            per_minute,
+        )
+    }
+}
+
 /// The sliding estimate against the limit; `elapsed` is how far into the current window we are.
 fn judge(previous: i64, current: i64, elapsed: f64, per_minute: u32) -> Result<(), u64> {
     let overlap = (1.0 - elapsed / WINDOW_SECS as f64).clamp(0.0, 1.0);
@@ -100,6 +181,26 @@ mod tests {
         assert_eq!(
             window_of(datetime!(2026-11-26 09:41:37.5 UTC)),
             datetime!(2026-11-26 09:41 UTC)
+        );
+    }
+
+    #[test]
+    fn local_windows_judge_like_the_table() {
+        let local = LocalWindows::default();
+        let t0 = datetime!(2026-11-26 09:41:59.5 UTC);
+        for _ in 0..4 {
+            assert_eq!(local.hit("s", "a", 4, t0), Ok(()));
+        }
+        // Just after the minute the four still weigh: refused, and the refusal counts.
+        let after = datetime!(2026-11-26 09:42:00.5 UTC);
+        assert!(local.hit("s", "a", 4, after).is_err());
+        // Per subject and per scope.
+        assert_eq!(local.hit("s", "b", 4, after), Ok(()));
+        assert_eq!(local.hit("t", "a", 4, after), Ok(()));
+        // Two minutes on nothing weighs any more.
+        assert_eq!(
+            local.hit("s", "a", 4, datetime!(2026-11-26 09:44:10 UTC)),
+            Ok(())
         );
     }
 

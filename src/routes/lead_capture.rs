@@ -166,17 +166,18 @@ async fn capture(
     if key.is_empty() || key.len() > 200 {
         return Err(ApiError::new(ErrorCode::SourceKeyInvalid));
     }
-    let source = repo::source_by_key_hash(&state.db, &key_hash(key))
+    let source = repo::source_by_key_hash(&state.reads, &key_hash(key))
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::SourceKeyInvalid))?;
-    // Per source and client address, counted in the database so the limit holds across every
-    // instance behind the load balancer.
+    // Per source and client address; on PostgreSQL counted in the database so the limit holds
+    // across every instance behind the load balancer.
     let subject = match req.peer_addr() {
         Some(addr) => format!("{}|{}", source.id, addr.ip()),
         None => format!("{}|-", source.id),
     };
-    if let Err(retry) = crate::db::rate_limits::hit(
+    if let Err(retry) = crate::db::rate_limits::hit_shared_or_local(
         &state.db,
+        &state.capture_windows,
         "lead_capture",
         &subject,
         state.settings.lead_capture_per_minute,
