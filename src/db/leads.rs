@@ -166,7 +166,8 @@ pub fn list_queries(
         .collect()
 }
 
-/// The page of leads a caller other than a rep reads (see [`list_queries`]).
+/// The page of leads an admin, presales or finance user reads: one statement (see
+/// [`list_queries`]).
 pub fn list_query(
     caller: &Caller,
     status: Option<&str>,
