@@ -314,6 +314,21 @@ impl TestApp {
             .to_owned()
     }
 
+    /// The caller a session of `username` would be (for calling services directly).
+    pub async fn caller(&self, username: &str) -> fieldproof::auth::Caller {
+        let user = db::users::find_active(&self.db, &self.users[username])
+            .await
+            .expect("read user")
+            .expect("user exists");
+        fieldproof::auth::Caller {
+            user_id: user.id,
+            org_id: user.org_id,
+            role: user.role,
+            team_id: user.team_id,
+            session_id: "test-session".into(),
+        }
+    }
+
     /// The Prometheus text of `/metrics`.
     pub async fn metrics_text(&self) -> String {
         self.request(Method::GET, "/metrics", None)

@@ -1918,23 +1918,12 @@ async fn a_batch_reports_its_phases_on_metrics() {
 /// gone (migration 000020); its `down` brings it back and `up` drops it again.
 #[tokio::test]
 async fn a_reps_leads_are_listed_through_the_load_index_and_the_owner_index_is_gone() {
-    use fieldproof::auth::Caller;
     use fieldproof::db::PageRequest;
     use fieldproof::db::leads::list_queries;
     use fieldproof_migrations::{Migrator, MigratorTrait};
 
     let app = spawn_app_with(|s| s.jobs = false).await;
-    let rep = fieldproof::db::users::find_active(&app.db, &app.users["rep_a"])
-        .await
-        .unwrap()
-        .expect("rep");
-    let caller = Caller {
-        user_id: rep.id,
-        org_id: rep.org_id,
-        role: rep.role,
-        team_id: rep.team_id,
-        session_id: "s".into(),
-    };
+    let caller = app.caller("rep_a").await;
     let page = PageRequest {
         after: None,
         limit: 50,
@@ -2084,24 +2073,8 @@ async fn lead_lists_merge_own_team_and_pool_page_by_page_each_from_an_index() {
     use sea_orm::ActiveModelTrait;
 
     let app = spawn_app_with(|s| s.jobs = false).await;
-    let caller_of = |name: &'static str| {
-        let app = &app;
-        async move {
-            let user = fieldproof::db::users::find_active(&app.db, &app.users[name])
-                .await
-                .unwrap()
-                .expect("user");
-            Caller {
-                user_id: user.id,
-                org_id: user.org_id,
-                role: user.role,
-                team_id: user.team_id,
-                session_id: "s".into(),
-            }
-        }
-    };
-    let rep = caller_of("rep_a").await;
-    let manager = caller_of("manager_east").await;
+    let rep = app.caller("rep_a").await;
+    let manager = app.caller("manager_east").await;
     // Interleaved in time: leads of rep_a, rep_b and the manager (team East), rep_south (team
     // South) and the pool.
     let owners = [

@@ -4,7 +4,6 @@
 
 use crate::helpers::{TestApp, error_body, spawn_app};
 use bytes::Bytes;
-use fieldproof::auth::Caller;
 use fieldproof::db;
 use fieldproof::error::ErrorCode;
 use fieldproof::services::uploads;
@@ -74,20 +73,6 @@ fn offset_header(response: &Response) -> u64 {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
         .expect("Upload-Offset header")
-}
-
-async fn caller(app: &TestApp, username: &str) -> Caller {
-    let user = db::users::find_active(&app.db, &app.users[username])
-        .await
-        .expect("read user")
-        .expect("user exists");
-    Caller {
-        user_id: user.id,
-        org_id: user.org_id,
-        role: user.role,
-        team_id: user.team_id,
-        session_id: "test-session".into(),
-    }
 }
 
 /// Upload `file` completely in one piece; returns the upload id.
@@ -306,7 +291,7 @@ async fn a_piece_stored_by_a_request_that_never_advanced_the_offset_is_adopted()
     let dest = tempfile::tempdir().unwrap();
     let assembled = uploads::assemble(
         &app.state,
-        &caller(&app, "rep_a").await,
+        &app.caller("rep_a").await,
         &id,
         &dest.path().join("f"),
     )
@@ -380,7 +365,7 @@ async fn a_piece_cut_off_mid_body_keeps_what_arrived_and_the_client_continues_fr
 
     let dest = tempfile::tempdir().unwrap();
     let path = dest.path().join("assembled");
-    let assembled = uploads::assemble(&app.state, &caller(&app, "rep_a").await, &id, &path)
+    let assembled = uploads::assemble(&app.state, &app.caller("rep_a").await, &id, &path)
         .await
         .expect("assemble");
     assert_eq!(assembled.sha256_hex, sha256_hex(&file));
@@ -410,7 +395,7 @@ async fn two_pieces_at_one_offset_at_once_one_wins_and_the_other_is_409() {
     let dest = tempfile::tempdir().unwrap();
     let assembled = uploads::assemble(
         &app.state,
-        &caller(&app, "rep_a").await,
+        &app.caller("rep_a").await,
         &id,
         &dest.path().join("f"),
     )
@@ -423,7 +408,7 @@ async fn two_pieces_at_one_offset_at_once_one_wins_and_the_other_is_409() {
 async fn assemble_checks_completeness_size_and_hash_and_finish_cleans_up() {
     let app = spawn_app().await;
     let token = app.token("rep_a").await;
-    let rep_a = caller(&app, "rep_a").await;
+    let rep_a = app.caller("rep_a").await;
     let dest = tempfile::tempdir().unwrap();
     let path = dest.path().join("assembled");
     let file = file_bytes(5000);
@@ -442,7 +427,7 @@ async fn assemble_checks_completeness_size_and_hash_and_finish_cleans_up() {
         }
     }
 
-    let not_mine = uploads::assemble(&app.state, &caller(&app, "rep_b").await, &id, &path).await;
+    let not_mine = uploads::assemble(&app.state, &app.caller("rep_b").await, &id, &path).await;
     let assembled = uploads::assemble(&app.state, &rep_a, &id, &path)
         .await
         .expect("assemble");
@@ -474,7 +459,7 @@ async fn assemble_checks_completeness_size_and_hash_and_finish_cleans_up() {
 async fn an_upload_whose_bytes_do_not_match_its_hash_or_lost_a_piece_is_corrupt() {
     let app = spawn_app().await;
     let token = app.token("rep_a").await;
-    let rep_a = caller(&app, "rep_a").await;
+    let rep_a = app.caller("rep_a").await;
     let dest = tempfile::tempdir().unwrap();
     let path = dest.path().join("assembled");
     let file = file_bytes(3000);
