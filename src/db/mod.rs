@@ -50,6 +50,13 @@ fn pool_options(url: &str, max_connections: u32) -> ConnectOptions {
 /// re-read those pages from the OS (a third of the SQLite thread in a profile).
 const SQLITE_CACHE_KIB: &str = "-16384";
 
+/// Rows a SQLite connection's thread may hand over before it waits for the task reading them
+/// (sqlx's default is 50). Past the buffer, the thread and the task take turns row by row, two
+/// context switches per row: a lead batch reads ~2,000 rows of rep loads, an upload up to 2,000
+/// near-duplicate candidates. With room for them (the rows are collected whole anyway), at 1M
+/// leads: server CPU 0.32–0.35 → 0.27–0.29 ms per lead, intake p50 48 → 40 ms.
+const SQLITE_ROW_BUFFER: usize = 4096;
+
 /// WAL pages after which the writer checkpoints inside its own commit. In `serve` the WAL is
 /// copied into the database by [`spawn_checkpointer`] on a connection of its own, so this is a
 /// safety net (a stalled checkpointer, the CLI): at SQLite's default of 1,000 pages a burst of
@@ -152,6 +159,7 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<DatabaseConnection> 
         // accepted lead or evidence row survives a power cut.
         options.map_sqlx_sqlite_opts(|o| {
             o.pragma("cache_size", SQLITE_CACHE_KIB)
+                .row_buffer_size(SQLITE_ROW_BUFFER)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Full)
                 .pragma("wal_autocheckpoint", SQLITE_WRITER_CHECKPOINT_PAGES)
@@ -177,7 +185,11 @@ pub async fn connect_reader(
         return Ok(writer.clone());
     }
     let mut options = pool_options(url.expose_secret(), 4);
-    options.map_sqlx_sqlite_opts(|o| o.read_only(true).pragma("cache_size", SQLITE_CACHE_KIB));
+    options.map_sqlx_sqlite_opts(|o| {
+        o.read_only(true)
+            .pragma("cache_size", SQLITE_CACHE_KIB)
+            .row_buffer_size(SQLITE_ROW_BUFFER)
+    });
     Database::connect(options)
         .await
         .context("opening read connections to the database")
