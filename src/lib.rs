@@ -10,7 +10,6 @@ pub mod error;
 pub mod jobs;
 pub mod openapi;
 pub mod ops;
-pub mod rate_limit;
 pub mod routes;
 pub mod services;
 pub mod startup;

@@ -72,10 +72,7 @@ impl Application {
                     .unwrap_or(2),
             )),
             url_signer: crate::state::UrlSigner::new(&key),
-            capture_windows: Arc::default(),
-            public_limiter: Arc::new(crate::rate_limit::RateLimiter::new(
-                settings.public_rate_limit_per_minute,
-            )),
+            limit_windows: Arc::default(),
             settings: Arc::new(settings),
         };
         let listener = TcpListener::bind((state.settings.host.as_str(), state.settings.port))

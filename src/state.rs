@@ -22,11 +22,9 @@ pub struct AppState {
     pub verify_slots: Arc<tokio::sync::Semaphore>,
     /// Signs short-lived URLs (thumbnails from the folder store).
     pub url_signer: UrlSigner,
-    /// Per-client allowance on the customer-facing quote endpoints (per process).
-    pub public_limiter: Arc<crate::rate_limit::RateLimiter>,
-    /// Lead-capture hit counts on SQLite (one process per file); PostgreSQL counts in the
-    /// database for every instance.
-    pub capture_windows: Arc<crate::db::rate_limits::LocalWindows>,
+    /// Request limits (the lead-capture form, the customer's quote doors) counted on SQLite (one
+    /// process per file); PostgreSQL counts in the database for every instance.
+    pub limit_windows: Arc<crate::db::rate_limits::LocalWindows>,
     /// Stores and assigns new leads in batches, one org turn per batch (per process).
     pub lead_dispatcher: crate::services::leads::dispatch::Dispatcher,
 }

@@ -171,13 +171,14 @@ async fn capture(
         .ok_or_else(|| ApiError::new(ErrorCode::SourceKeyInvalid))?;
     // Per source and client address; on PostgreSQL counted in the database so the limit holds
     // across every instance behind the load balancer.
-    let subject = match req.peer_addr() {
-        Some(addr) => format!("{}|{}", source.id, addr.ip()),
+    // Behind a reverse proxy (`trust_forwarded_for`) the client's address, not the proxy's.
+    let subject = match crate::routes::quotes::client_ip(&state, &req) {
+        Some(ip) => format!("{}|{ip}", source.id),
         None => format!("{}|-", source.id),
     };
     if let Err(retry) = crate::db::rate_limits::hit_shared_or_local(
         &state.db,
-        &state.capture_windows,
+        &state.limit_windows,
         "lead_capture",
         &subject,
         state.settings.lead_capture_per_minute,

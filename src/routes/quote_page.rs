@@ -253,7 +253,7 @@ async fn page(
     req: HttpRequest,
     token: web::Path<String>,
 ) -> HttpResponse {
-    if let Err(e) = rate_limit(&state, &req) {
+    if let Err(e) = rate_limit(&state, &req).await {
         return error_page(e);
     }
     match service::open_link(&state, &token).await {
@@ -281,7 +281,7 @@ async fn submit(
     token: web::Path<String>,
     form: web::Form<DecisionForm>,
 ) -> HttpResponse {
-    if let Err(e) = rate_limit(&state, &req) {
+    if let Err(e) = rate_limit(&state, &req).await {
         return error_page(e);
     }
     let form = form.into_inner();

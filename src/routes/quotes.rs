@@ -355,12 +355,24 @@ pub fn client_ip(state: &AppState, req: &HttpRequest) -> Option<IpAddr> {
     req.peer_addr().map(|a| a.ip())
 }
 
-/// Count one customer-facing request; 429 with `Retry-After` past the allowance.
-pub fn rate_limit(state: &AppState, req: &HttpRequest) -> ApiResult<()> {
+/// Count one customer-facing request per client address; 429 with `Retry-After` past the
+/// allowance. Counted like the lead-capture form ([`crate::db::rate_limits`]): on PostgreSQL in
+/// the database, so the allowance holds across every instance behind the load balancer; on
+/// SQLite (one `serve` process per file) in this process's memory.
+pub async fn rate_limit(state: &AppState, req: &HttpRequest) -> ApiResult<()> {
     let Some(ip) = client_ip(state, req) else {
         return Ok(());
     };
-    state.public_limiter.check(ip).map_err(|wait| {
+    crate::db::rate_limits::hit_shared_or_local(
+        &state.db,
+        &state.limit_windows,
+        "public_quote",
+        &ip.to_string(),
+        state.settings.public_rate_limit_per_minute,
+        crate::db::now(),
+    )
+    .await?
+    .map_err(|wait| {
         metrics::counter!("fieldproof_public_rate_limited_total").increment(1);
         ApiError::new(ErrorCode::RateLimited).retry_after(wait)
     })
@@ -443,7 +455,7 @@ async fn public_view(
     req: HttpRequest,
     token: web::Path<String>,
 ) -> ApiResult<web::Json<CustomerQuoteView>> {
-    rate_limit(&state, &req)?;
+    rate_limit(&state, &req).await?;
     let view = service::open_link(&state, &token).await?;
     Ok(web::Json(customer_view(view, &token)))
 }
@@ -491,7 +503,7 @@ async fn decide(
     body: DecisionRequest,
     confirm: bool,
 ) -> ApiResult<web::Json<CustomerQuoteView>> {
-    rate_limit(state, req)?;
+    rate_limit(state, req).await?;
     let input = decision_input(state, req, body, confirm, "api");
     service::decide(state, token, input).await?;
     let view = service::open_link(state, token).await?;
@@ -531,7 +543,7 @@ async fn public_pdf(
     req: HttpRequest,
     token: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    rate_limit(&state, &req)?;
+    rate_limit(&state, &req).await?;
     let view = service::open_link(&state, &token).await?;
     let bytes = service::pdf_bytes(&state, &view.quote).await?;
     Ok(pdf_response(&view.quote, bytes))

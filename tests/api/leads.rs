@@ -1627,6 +1627,40 @@ async fn the_capture_limit_holds_across_two_instances_and_writes_nothing_on_sqli
     );
 }
 
+/// Behind a reverse proxy (`trust_forwarded_for`) the form's limit counts each visitor's address
+/// from `X-Forwarded-For`, like the customer's quote doors: counted by the proxy's address, every
+/// visitor of a source shared one allowance and one busy visitor locked the rest out.
+#[tokio::test]
+async fn the_capture_limit_counts_forwarded_visitors_apart_behind_a_proxy() {
+    let app = spawn_app_with(|s| {
+        s.jobs = false;
+        s.lead_capture_per_minute = 2;
+        s.trust_forwarded_for = true;
+    })
+    .await;
+    profile(&app, "rep_a", 10, &[], true).await;
+    let source = website_source(&app).await;
+    let key = s(&source["key"]).to_owned();
+    let send = |visitor: &'static str, n: usize| {
+        app.request(Method::POST, "/api/v1/capture/leads", None)
+            .header("x-lead-source-key", key.clone())
+            .header("x-forwarded-for", visitor)
+            .json(&lead_body(&format!("代理后{visitor}第{n}家公司")))
+            .send()
+    };
+    let mut statuses = Vec::new();
+    for (visitor, n) in [("203.0.113.7", 1), ("203.0.113.7", 2), ("198.51.100.9", 1)] {
+        statuses.push(send(visitor, n).await.unwrap().status().as_u16());
+    }
+    let limited = send("203.0.113.7", 3).await.unwrap();
+    assert_eq!(
+        statuses,
+        [202, 202, 202],
+        "a second visitor has its own allowance"
+    );
+    error_body(limited, 429, "rate_limited").await;
+}
+
 /// The dispatcher keeps each org's rep roster between batches and reads it again only when the
 /// roster version moved: every change the roster is made of moves it — through the API or
 /// straight in the database (database triggers, migration 000018) — and the next intake sees it.

@@ -629,6 +629,60 @@ async fn the_customer_doors_are_rate_limited_per_client() {
     assert_eq!(page.status(), 429);
 }
 
+/// The customer's allowance is one allowance whichever instance behind the load balancer
+/// answers: on PostgreSQL it is counted in the database (each instance kept its own bucket
+/// before, letting a client through N times the limit). On SQLite — one `serve` process per
+/// file — it is counted in memory and nothing is written.
+#[tokio::test]
+async fn the_customer_door_limit_holds_across_two_instances() {
+    use fieldproof::db::entities::rate_limit_window;
+    use sea_orm::{DbBackend, EntityTrait};
+    let app = spawn_app_with(|s| s.public_rate_limit_per_minute = 3).await;
+    let postgres = app.db.get_database_backend() == DbBackend::Postgres;
+    let peer = app
+        .spawn_peer(|s| {
+            s.jobs = false;
+            s.public_rate_limit_per_minute = 3;
+        })
+        .await;
+    let bases = if postgres {
+        [&app.address, &peer.address, &app.address, &peer.address]
+    } else {
+        [&app.address; 4]
+    };
+    let mut statuses = Vec::new();
+    for base in bases {
+        let r = app
+            .client
+            .get(format!("{base}/api/v1/public/quotes/{}", "C".repeat(43)))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+        if r.status() == 429 {
+            assert!(r.headers().contains_key("retry-after"));
+            error_body(r, 429, "rate_limited").await;
+        }
+    }
+    assert_eq!(statuses, [404, 404, 404, 429]);
+    let windows: Vec<_> = rate_limit_window::Entity::find()
+        .all(&app.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|w| w.scope == "public_quote")
+        .collect();
+    if postgres {
+        assert_eq!(
+            windows.iter().map(|w| w.hits).sum::<i64>(),
+            4,
+            "{windows:?}"
+        );
+    } else {
+        assert!(windows.is_empty(), "{windows:?}");
+    }
+}
+
 #[tokio::test]
 async fn numbers_stay_gapless_and_unique_when_two_instances_issue_at_once() {
     let app = spawn_app().await;
