@@ -483,17 +483,13 @@ pub async fn touch_rep_state<C: ConnectionTrait>(
     touch_rep_states(db, &[user_id.to_owned()], at).await
 }
 
-/// Rows per multi-row INSERT: well under SQLite's and PostgreSQL's bind-parameter limits for the
-/// widest table written in batches (leads, 33 columns).
-const INSERT_CHUNK: usize = 200;
-
 /// The last assignment time of several reps at once (one statement per chunk).
 pub async fn touch_rep_states<C: ConnectionTrait>(
     db: &C,
     user_ids: &[String],
     at: OffsetDateTime,
 ) -> Result<(), DbErr> {
-    for chunk in user_ids.chunks(INSERT_CHUNK) {
+    for chunk in super::insert_chunks(user_ids) {
         lead_rep_state::Entity::insert_many(chunk.iter().map(|id| lead_rep_state::ActiveModel {
             user_id: Set(id.clone()),
             last_assigned_at: Set(Some(at)),
@@ -561,14 +557,11 @@ pub async fn owned_with_keys<C: ConnectionTrait>(
         (lead::Column::CompanyKey, company_keys),
         (lead::Column::PhoneKey, phone_keys),
     ] {
-        for chunk in keys.chunks(500) {
-            if chunk.is_empty() {
-                continue;
-            }
+        for list in super::in_lists(keys) {
             out.extend(
                 lead::Entity::find()
                     .filter(lead::Column::OrgId.eq(org_id))
-                    .filter(column.is_in(chunk.iter().copied()))
+                    .filter(column.is_in(list))
                     .all(db)
                     .await?
                     .into_iter()
@@ -587,20 +580,21 @@ pub async fn active_among<C: ConnectionTrait>(
     org_id: &str,
     ids: &[&str],
 ) -> Result<std::collections::HashSet<String>, DbErr> {
-    if ids.is_empty() {
-        return Ok(Default::default());
+    let mut active = std::collections::HashSet::new();
+    for list in super::in_lists(ids) {
+        active.extend(
+            user::Entity::find()
+                .select_only()
+                .column(user::Column::Id)
+                .filter(user::Column::OrgId.eq(org_id))
+                .filter(user::Column::Active.eq(true))
+                .filter(user::Column::Id.is_in(list))
+                .into_tuple::<String>()
+                .all(db)
+                .await?,
+        );
     }
-    Ok(user::Entity::find()
-        .select_only()
-        .column(user::Column::Id)
-        .filter(user::Column::OrgId.eq(org_id))
-        .filter(user::Column::Active.eq(true))
-        .filter(user::Column::Id.is_in(ids.iter().copied()))
-        .into_tuple::<String>()
-        .all(db)
-        .await?
-        .into_iter()
-        .collect())
+    Ok(active)
 }
 
 /// Give a pool lead to a rep: a compare-and-set on the status, so a lead is never assigned twice
@@ -704,7 +698,7 @@ pub async fn insert_decisions<C: ConnectionTrait>(
     decisions: Vec<NewDecision<'_>>,
 ) -> Result<(), DbErr> {
     let rows: Vec<lead_decision::ActiveModel> = decisions.into_iter().map(decision_row).collect();
-    for chunk in rows.chunks(INSERT_CHUNK) {
+    for chunk in super::insert_chunks(&rows) {
         lead_decision::Entity::insert_many(chunk.to_vec())
             .exec_without_returning(db)
             .await?;
@@ -849,7 +843,7 @@ pub async fn insert_leads<C: ConnectionTrait>(
     db: &C,
     rows: Vec<lead::ActiveModel>,
 ) -> Result<(), DbErr> {
-    for chunk in rows.chunks(INSERT_CHUNK) {
+    for chunk in super::insert_chunks(&rows) {
         lead::Entity::insert_many(chunk.to_vec())
             .exec_without_returning(db)
             .await?;
@@ -1070,11 +1064,11 @@ pub async fn customers_with_keys<C: ConnectionTrait>(
 ) -> Result<Vec<super::entities::customer::Model>, DbErr> {
     use super::entities::customer;
     let mut out = Vec::new();
-    for chunk in keys.chunks(500) {
+    for list in super::in_lists(keys) {
         out.extend(
             customer::Entity::find()
                 .filter(customer::Column::OrgId.eq(org_id))
-                .filter(customer::Column::CompanyKey.is_in(chunk.iter().copied()))
+                .filter(customer::Column::CompanyKey.is_in(list))
                 .all(db)
                 .await?,
         );
@@ -1091,7 +1085,7 @@ pub async fn contacts_with_phone_keys<C: ConnectionTrait>(
 ) -> Result<Vec<(Option<String>, String)>, DbErr> {
     use super::entities::{contact, customer};
     let mut out = Vec::new();
-    for chunk in keys.chunks(500) {
+    for list in super::in_lists(keys) {
         let in_org = sea_orm::sea_query::Query::select()
             .column(customer::Column::Id)
             .from(customer::Entity)
@@ -1102,7 +1096,7 @@ pub async fn contacts_with_phone_keys<C: ConnectionTrait>(
                 .select_only()
                 .column(contact::Column::PhoneKey)
                 .column(contact::Column::CustomerId)
-                .filter(contact::Column::PhoneKey.is_in(chunk.iter().copied()))
+                .filter(contact::Column::PhoneKey.is_in(list))
                 .filter(contact::Column::CustomerId.in_subquery(in_org))
                 .into_tuple::<(Option<String>, String)>()
                 .all(db)
@@ -1119,10 +1113,10 @@ pub async fn customers_by_id<C: ConnectionTrait>(
 ) -> Result<Vec<super::entities::customer::Model>, DbErr> {
     use super::entities::customer;
     let mut out = Vec::new();
-    for chunk in ids.chunks(500) {
+    for list in super::in_lists(ids) {
         out.extend(
             customer::Entity::find()
-                .filter(customer::Column::Id.is_in(chunk.iter().copied()))
+                .filter(customer::Column::Id.is_in(list))
                 .all(db)
                 .await?,
         );

@@ -133,6 +133,47 @@ pub fn spawn_checkpointer(
     }))
 }
 
+/// Lengths an `IN (…)` list of bound values is padded to (its last value repeated; an `IN` list
+/// means the same with a value twice). Both databases keep a prepared statement per distinct
+/// SQL text and connection, and a list of each new length is a new text: on PostgreSQL a parse,
+/// an analysis and an extra round trip, on SQLite a fresh compile, every time a batch of leads
+/// looks up its ~200 keys. Padded, a handful of texts serve every batch.
+const IN_LIST_LENGTHS: [usize; 7] = [8, 16, 32, 64, 128, 256, 512];
+
+/// `items` as `IN` lists of the lengths above (at most 512 values each), in order. Empty input
+/// gives no list.
+pub fn in_lists<T: Clone>(items: &[T]) -> impl Iterator<Item = Vec<T>> + '_ {
+    let longest = IN_LIST_LENGTHS[IN_LIST_LENGTHS.len() - 1];
+    items.chunks(longest).map(move |chunk| {
+        let length = IN_LIST_LENGTHS
+            .iter()
+            .copied()
+            .find(|&l| l >= chunk.len())
+            .unwrap_or(longest);
+        let mut list = chunk.to_vec();
+        if let Some(last) = chunk.last() {
+            list.resize(length, last.clone());
+        }
+        list
+    })
+}
+
+/// Row counts of a multi-row `INSERT`, largest first: any number of rows is written as a few
+/// statements of these shapes, so the statement texts repeat (see [`IN_LIST_LENGTHS`]) instead
+/// of being new for every batch size.
+const INSERT_ROWS: [usize; 4] = [64, 16, 4, 1];
+
+/// `items` in consecutive chunks whose lengths are all [`INSERT_ROWS`] shapes.
+pub fn insert_chunks<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
+    let mut rest = items;
+    std::iter::from_fn(move || {
+        let n = INSERT_ROWS.iter().copied().find(|&n| n <= rest.len())?;
+        let (chunk, tail) = rest.split_at(n);
+        rest = tail;
+        Some(chunk)
+    })
+}
+
 /// Open the pool described by the settings (SQLite file by default, PostgreSQL by URL).
 pub async fn connect(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
     let url = settings.database_url();
@@ -266,6 +307,46 @@ impl<T> Page<T> {
         Page {
             items: rows,
             next_cursor,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{in_lists, insert_chunks};
+
+    #[test]
+    fn in_lists_come_in_a_few_lengths_and_keep_every_value() {
+        let items: Vec<u32> = (0..1200).collect();
+        for n in [0, 1, 7, 8, 9, 100, 200, 512, 513, 1200] {
+            let lists: Vec<Vec<u32>> = in_lists(&items[..n]).collect();
+            let mut seen: Vec<u32> = lists.iter().flatten().copied().collect();
+            seen.dedup();
+            assert_eq!(seen, items[..n], "n = {n}");
+            for list in &lists {
+                assert!(
+                    [8, 16, 32, 64, 128, 256, 512].contains(&list.len()),
+                    "n = {n}: {}",
+                    list.len()
+                );
+            }
+        }
+        assert_eq!(in_lists::<u32>(&[]).count(), 0);
+    }
+
+    #[test]
+    fn insert_chunks_cover_the_rows_in_order_with_few_shapes() {
+        let rows: Vec<u32> = (0..300).collect();
+        for n in 0..300 {
+            let chunks: Vec<&[u32]> = insert_chunks(&rows[..n]).collect();
+            let joined: Vec<u32> = chunks.concat();
+            assert_eq!(joined, rows[..n]);
+            assert!(chunks.iter().all(|c| [64, 16, 4, 1].contains(&c.len())));
+            assert!(
+                chunks.len() <= n / 64 + 3 + 3 + 3,
+                "n = {n}: {}",
+                chunks.len()
+            );
         }
     }
 }

@@ -34,7 +34,7 @@ pub async fn insert_many_unless_duplicate<C: ConnectionTrait>(
 ) -> Result<u64, DbErr> {
     let now = super::now();
     let mut added = 0;
-    for chunk in news.chunks(200) {
+    for chunk in super::insert_chunks(news) {
         added +=
             notification::Entity::insert_many(chunk.iter().map(|new| notification::ActiveModel {
                 id: Set(super::new_id()),
@@ -67,17 +67,20 @@ pub async fn members_of_org<C: ConnectionTrait>(
     org_id: &str,
     ids: &[String],
 ) -> Result<Vec<String>, DbErr> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
+    let mut members = Vec::new();
+    for list in super::in_lists(ids) {
+        members.extend(
+            user::Entity::find()
+                .select_only()
+                .column(user::Column::Id)
+                .filter(user::Column::OrgId.eq(org_id))
+                .filter(user::Column::Id.is_in(list))
+                .into_tuple::<String>()
+                .all(db)
+                .await?,
+        );
     }
-    user::Entity::find()
-        .select_only()
-        .column(user::Column::Id)
-        .filter(user::Column::OrgId.eq(org_id))
-        .filter(user::Column::Id.is_in(ids.iter().map(String::as_str)))
-        .into_tuple::<String>()
-        .all(db)
-        .await
+    Ok(members)
 }
 
 /// A user's inbox, newest first: ids are UUIDv7, so id order is creation order and the cursor
