@@ -273,16 +273,36 @@ pub async fn sha_in_use<C: ConnectionTrait>(
         .is_some())
 }
 
-/// Forget leases older than `before`.
-pub async fn prune_leases<C: ConnectionTrait>(
+/// Leases taken before `before`, oldest first: `(lease id, SHA-256)`.
+pub async fn leases_before<C: ConnectionTrait>(
     db: &C,
     before: OffsetDateTime,
-) -> Result<u64, DbErr> {
-    upload_lease::Entity::delete_many()
+    limit: u64,
+) -> Result<Vec<(String, String)>, DbErr> {
+    upload_lease::Entity::find()
+        .select_only()
+        .column(upload_lease::Column::Id)
+        .column(upload_lease::Column::Sha256)
         .filter(upload_lease::Column::CreatedAt.lt(before))
-        .exec(db)
+        .order_by_asc(upload_lease::Column::CreatedAt)
+        .order_by_asc(upload_lease::Column::Id)
+        .limit(limit)
+        .into_tuple()
+        .all(db)
         .await
-        .map(|r| r.rows_affected)
+}
+
+/// Forget these leases.
+pub async fn forget_leases<C: ConnectionTrait>(db: &C, ids: &[String]) -> Result<u64, DbErr> {
+    let mut forgotten = 0;
+    for list in super::in_lists(ids) {
+        forgotten += upload_lease::Entity::delete_many()
+            .filter(upload_lease::Column::Id.is_in(list))
+            .exec(db)
+            .await?
+            .rows_affected;
+    }
+    Ok(forgotten)
 }
 
 /// Set the review decision, only if still pending (two supervisors deciding at once: one wins).

@@ -708,8 +708,17 @@ async fn a_device_key_cannot_be_swapped_under_the_same_device_id() {
     .await;
 }
 
+/// The sweep follows upload leases: an upload leases its bytes before it stores them, so bytes
+/// whose lease outlived the grace period with no evidence row are an upload that failed after
+/// storing them — removed with their thumbnail; the accepted photo stays, and the store is never
+/// listed (bytes nobody leased are not touched: at millions of photos a listing per pass was
+/// thousands of requests).
 #[tokio::test]
-async fn orphan_blobs_are_swept_and_accepted_ones_kept() {
+async fn orphan_blobs_are_swept_through_their_leases_and_accepted_ones_kept() {
+    use fieldproof::db::entities::upload_lease;
+    use fieldproof::services::evidence::sweep::sweep_orphans;
+    use fieldproof::storage::BlobKey;
+    use sea_orm::EntityTrait;
     let app = spawn_app().await;
     let s = deal_at_site_survey(&app, "Sweep Co").await;
     let kept: Value = upload(
@@ -723,42 +732,63 @@ async fn orphan_blobs_are_swept_and_accepted_ones_kept() {
     .json()
     .await
     .unwrap();
+    let kept_sha = kept["sha256"].as_str().unwrap();
+    let kept_key = BlobKey::parse(format!("originals/{}/{kept_sha}", &kept_sha[..2])).unwrap();
+    // An upload that leased and stored its bytes, then died before its row.
     let orphan_sha = "ab".repeat(32);
-    let orphan = fieldproof::storage::BlobKey::parse(format!("originals/ab/{orphan_sha}")).unwrap();
-    app.state
-        .blobs
-        .put_bytes(&orphan, b"left by a crash".to_vec(), "image/jpeg")
+    fieldproof::db::evidence::lease(&app.db, &orphan_sha)
         .await
         .unwrap();
-    // A pass only looks at the week after a blob's grace ended (earlier passes saw it then).
-    let much_later = OffsetDateTime::now_utc()
-        + fieldproof::services::evidence::sweep::LOOKBACK
-        + time::Duration::hours(1);
-    let removed = fieldproof::services::evidence::sweep::sweep_orphans(
-        &app.state,
-        much_later,
-        time::Duration::ZERO,
-    )
-    .await
-    .unwrap();
-    assert_eq!(removed, 0);
+    let orphan = BlobKey::parse(format!("originals/ab/{orphan_sha}")).unwrap();
+    let orphan_thumb = BlobKey::parse(format!("thumbs/{orphan_sha}.jpg")).unwrap();
+    for key in [&orphan, &orphan_thumb] {
+        app.state
+            .blobs
+            .put_bytes(key, b"left by a crash".to_vec(), "image/jpeg")
+            .await
+            .unwrap();
+    }
+    let unleased = BlobKey::parse(format!("originals/cd/{}", "cd".repeat(32))).unwrap();
+    app.state
+        .blobs
+        .put_bytes(&unleased, b"nobody leased these".to_vec(), "image/jpeg")
+        .await
+        .unwrap();
+
+    // Within the grace period nothing goes.
+    let now = OffsetDateTime::now_utc();
+    assert_eq!(
+        sweep_orphans(&app.state, now, time::Duration::hours(1))
+            .await
+            .unwrap(),
+        0
+    );
     assert!(app.state.blobs.exists(&orphan).await.unwrap());
-    let removed = fieldproof::services::evidence::sweep::sweep_orphans(
-        &app.state,
-        OffsetDateTime::now_utc() + time::Duration::seconds(5),
-        time::Duration::ZERO,
-    )
-    .await
-    .unwrap();
-    assert_eq!(removed, 1);
+    // Past it: the orphan and its thumbnail go, every expired lease is forgotten.
+    let later = now + time::Duration::seconds(5);
+    assert_eq!(
+        sweep_orphans(&app.state, later, time::Duration::ZERO)
+            .await
+            .unwrap(),
+        2
+    );
     assert!(!app.state.blobs.exists(&orphan).await.unwrap());
-    let kept_key = fieldproof::storage::BlobKey::parse(format!(
-        "originals/{}/{}",
-        &kept["sha256"].as_str().unwrap()[..2],
-        kept["sha256"].as_str().unwrap()
-    ))
-    .unwrap();
+    assert!(!app.state.blobs.exists(&orphan_thumb).await.unwrap());
     assert!(app.state.blobs.exists(&kept_key).await.unwrap());
+    assert!(app.state.blobs.exists(&unleased).await.unwrap());
+    assert!(
+        upload_lease::Entity::find()
+            .all(&app.db)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        sweep_orphans(&app.state, later, time::Duration::ZERO)
+            .await
+            .unwrap(),
+        0
+    );
 }
 
 #[tokio::test]

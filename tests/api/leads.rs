@@ -2240,3 +2240,39 @@ async fn lead_lists_merge_own_team_and_pool_page_by_page_each_from_an_index() {
     assert!(back.contains(&"leads_pool_idx".to_owned()), "{back:?}");
     assert!(back.contains(&"leads_team_idx".to_owned()), "{back:?}");
 }
+
+/// The orphan sweep reads upload leases by age through `upload_leases_created_idx` (migration
+/// 000024, beside the other migrations' index tests for their helpers): `down` drops it, `up`
+/// brings it back.
+#[tokio::test]
+async fn the_lease_age_index_comes_and_goes_with_its_migration() {
+    use fieldproof_migrations::{Migrator, MigratorTrait};
+    let app = spawn_app_with(|s| s.jobs = false).await;
+    let indexes = || index_names(&app, &["upload_leases"]);
+    assert!(
+        indexes()
+            .await
+            .contains(&"upload_leases_created_idx".to_owned())
+    );
+    Migrator::down(
+        &app.db,
+        Some(steps_back_to("m20261127_000024_upload_lease_age_index")),
+    )
+    .await
+    .unwrap();
+    let gone = indexes().await;
+    assert!(
+        !gone.contains(&"upload_leases_created_idx".to_owned()),
+        "{gone:?}"
+    );
+    assert!(
+        gone.contains(&"upload_leases_sha_idx".to_owned()),
+        "{gone:?}"
+    );
+    Migrator::up(&app.db, None).await.unwrap();
+    assert!(
+        indexes()
+            .await
+            .contains(&"upload_leases_created_idx".to_owned())
+    );
+}

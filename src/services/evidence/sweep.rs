@@ -1,25 +1,37 @@
-//! The orphan sweep: blobs no row refers to are removed once they are older than the grace
-//! period — originals and thumbnails no evidence row (and no upload's lease) refers to (an upload
-//! that failed after storing its bytes), and quote PDFs no quote refers to (an issue rolled back
-//! after storing its PDF). Safe with N instances: deleting an object twice is harmless.
+//! The orphan sweep: bytes no row refers to are removed once they are older than the grace
+//! period — a photo and its thumbnail whose upload failed after storing them, and quote PDFs no
+//! quote refers to (an issue rolled back after storing its PDF). Safe with N instances: deleting
+//! an object or a lease twice is harmless.
+//!
+//! Photos are found through their **upload leases**, not by listing the store: every upload
+//! leases its SHA-256 before it stores a byte ([`repo::lease`]), so a lease that outlived the
+//! grace period is the only trace an orphan can have. A pass reads the expired leases (oldest
+//! first, in pages), removes the bytes of those no evidence row (and no newer lease) claims, and
+//! forgets the leases: its work grows with the uploads of the last interval, not with the
+//! millions of photos in the store (listing them was thousands of `ListObjectsV2` calls per
+//! pass, per instance, at a million photos).
 
 use crate::db::evidence as repo;
 use crate::state::AppState;
+use crate::storage::BlobKey;
 use time::{Duration, OffsetDateTime};
 
-/// The SHA-256 a blob key stands for (`originals/ab/<sha>` or `thumbs/<sha>.jpg`).
-fn sha_of(key: &str) -> Option<&str> {
-    let name = key.rsplit('/').next()?;
-    let sha = name.strip_suffix(".jpg").unwrap_or(name);
-    (sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit())).then_some(sha)
+/// How far back past the grace period a pass looks for quote PDFs, which have no lease and are
+/// found by listing `quotes/` (one per issued quote: thousands, not millions). A PDF is only an
+/// orphan candidate in the week after its grace ended, which every pass of that week sees.
+pub const QUOTE_LOOKBACK: Duration = Duration::days(7);
+
+/// The blobs an upload of these bytes may have stored: the original and its thumbnail (none for
+/// a value that is not a SHA-256 in hex, which no upload leases).
+fn keys_of(sha: &str) -> Option<[BlobKey; 2]> {
+    if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    Some([super::original_key(sha).ok()?, super::thumb_key(sha).ok()?])
 }
 
-/// How far back past the grace period a pass looks. Every pass (hourly by default, on every
-/// instance) re-checking every blob ever stored against the database would be millions of
-/// queries an hour at millions of photos; a blob is only an orphan candidate in the week after
-/// its grace ended, which every pass of that week sees. (After more than a week without any
-/// instance running, orphans from before stay: storage, not data.)
-pub const LOOKBACK: Duration = Duration::days(7);
+/// Expired leases read per page.
+const LEASE_PAGE: u64 = 500;
 
 /// One pass; returns how many blobs were removed.
 pub async fn sweep_orphans(
@@ -28,42 +40,54 @@ pub async fn sweep_orphans(
     grace: Duration,
 ) -> anyhow::Result<usize> {
     let cutoff = now - grace;
-    let oldest = cutoff - LOOKBACK;
     let mut removed = 0;
-    for prefix in ["originals/", "thumbs/", "quotes/"] {
-        for entry in state.blobs.list(prefix).await? {
-            if entry.last_modified > cutoff || entry.last_modified < oldest {
+    loop {
+        let leases = repo::leases_before(&state.db, cutoff, LEASE_PAGE).await?;
+        for (_, sha) in &leases {
+            // Claimed by a row, or by an upload of the same bytes that leased them since.
+            if repo::sha_in_use(&state.db, sha, cutoff).await? {
                 continue;
             }
-            let in_use = if prefix == "quotes/" {
-                crate::db::quotes::pdf_in_use(&state.db, entry.key.as_str()).await?
-            } else {
-                let Some(sha) = sha_of(entry.key.as_str()) else {
-                    continue;
-                };
-                repo::sha_in_use(&state.db, sha, cutoff).await?
-            };
-            if in_use {
-                continue;
+            for key in keys_of(sha).into_iter().flatten() {
+                if state.blobs.exists(&key).await? {
+                    state.blobs.delete(&key).await?;
+                    tracing::info!(key = %key, "orphan blob removed");
+                    removed += 1;
+                }
             }
-            state.blobs.delete(&entry.key).await?;
-            tracing::info!(key = %entry.key, "orphan blob removed");
-            removed += 1;
+        }
+        let ids: Vec<String> = leases.iter().map(|(id, _)| id.clone()).collect();
+        repo::forget_leases(&state.db, &ids).await?;
+        if (leases.len() as u64) < LEASE_PAGE {
+            break;
         }
     }
-    repo::prune_leases(&state.db, cutoff).await?;
+    let oldest = cutoff - QUOTE_LOOKBACK;
+    for entry in state.blobs.list("quotes/").await? {
+        if entry.last_modified > cutoff || entry.last_modified < oldest {
+            continue;
+        }
+        if crate::db::quotes::pdf_in_use(&state.db, entry.key.as_str()).await? {
+            continue;
+        }
+        state.blobs.delete(&entry.key).await?;
+        tracing::info!(key = %entry.key, "orphan blob removed");
+        removed += 1;
+    }
     Ok(removed)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::sha_of;
+    use super::keys_of;
 
     #[test]
-    fn keys_map_back_to_their_hash() {
+    fn a_leased_hash_names_its_original_and_thumbnail() {
         let sha = "a".repeat(64);
-        assert_eq!(sha_of(&format!("originals/aa/{sha}")), Some(sha.as_str()));
-        assert_eq!(sha_of(&format!("thumbs/{sha}.jpg")), Some(sha.as_str()));
-        assert_eq!(sha_of("uploads/x/0000"), None);
+        let [original, thumb] = keys_of(&sha).unwrap();
+        assert_eq!(original.as_str(), format!("originals/aa/{sha}"));
+        assert_eq!(thumb.as_str(), format!("thumbs/{sha}.jpg"));
+        assert!(keys_of("ab").is_none());
+        assert!(keys_of(&"g".repeat(64)).is_none());
     }
 }
