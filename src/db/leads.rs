@@ -574,29 +574,6 @@ pub async fn owned_with_keys<C: ConnectionTrait>(
     Ok(out)
 }
 
-/// Which of `ids` are active users of the org.
-pub async fn active_among<C: ConnectionTrait>(
-    db: &C,
-    org_id: &str,
-    ids: &[&str],
-) -> Result<std::collections::HashSet<String>, DbErr> {
-    let mut active = std::collections::HashSet::new();
-    for list in super::in_lists(ids) {
-        active.extend(
-            user::Entity::find()
-                .select_only()
-                .column(user::Column::Id)
-                .filter(user::Column::OrgId.eq(org_id))
-                .filter(user::Column::Active.eq(true))
-                .filter(user::Column::Id.is_in(list))
-                .into_tuple::<String>()
-                .all(db)
-                .await?,
-        );
-    }
-    Ok(active)
-}
-
 /// Give a pool lead to a rep: a compare-and-set on the status, so a lead is never assigned twice
 /// however many processes try. Returns whether this call assigned it.
 pub struct Assignment<'a> {

@@ -3,7 +3,7 @@
 //! Every query filters on the recipient, so another user's notification is simply not found
 //! (a 404, never a 403 that would confirm it exists).
 
-use super::entities::{notification, user};
+use super::entities::notification;
 use super::{Page, PageRequest};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
@@ -59,28 +59,6 @@ pub async fn insert_many_unless_duplicate<C: ConnectionTrait>(
             .await?;
     }
     Ok(added)
-}
-
-/// Which of `ids` are users of `org_id` (a producer's recipient list is checked, not trusted).
-pub async fn members_of_org<C: ConnectionTrait>(
-    db: &C,
-    org_id: &str,
-    ids: &[String],
-) -> Result<Vec<String>, DbErr> {
-    let mut members = Vec::new();
-    for list in super::in_lists(ids) {
-        members.extend(
-            user::Entity::find()
-                .select_only()
-                .column(user::Column::Id)
-                .filter(user::Column::OrgId.eq(org_id))
-                .filter(user::Column::Id.is_in(list))
-                .into_tuple::<String>()
-                .all(db)
-                .await?,
-        );
-    }
-    Ok(members)
 }
 
 /// A user's inbox, newest first: ids are UUIDv7, so id order is creation order and the cursor

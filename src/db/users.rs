@@ -6,7 +6,7 @@ use anyhow::Context;
 use fieldproof_domain::account::Role;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, Set,
+    QueryOrder, QuerySelect, Set,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -42,6 +42,31 @@ impl TryFrom<user::Model> for User {
             created_at: row.created_at,
         })
     }
+}
+
+/// Which of `ids` are users of `org_id` (only the active ones with `active_only`): a producer's
+/// recipient list is checked, not trusted; a lead goes to its customer's owner only while they
+/// are active.
+pub async fn of_org_among<C: ConnectionTrait, S: AsRef<str>>(
+    db: &C,
+    org_id: &str,
+    ids: &[S],
+    active_only: bool,
+) -> Result<Vec<String>, DbErr> {
+    let ids: Vec<&str> = ids.iter().map(AsRef::as_ref).collect();
+    let mut found = Vec::new();
+    for list in super::in_lists(&ids) {
+        let mut query = user::Entity::find()
+            .select_only()
+            .column(user::Column::Id)
+            .filter(user::Column::OrgId.eq(org_id))
+            .filter(user::Column::Id.is_in(list));
+        if active_only {
+            query = query.filter(user::Column::Active.eq(true));
+        }
+        found.extend(query.into_tuple::<String>().all(db).await?);
+    }
+    Ok(found)
 }
 
 pub async fn find_active<C: ConnectionTrait>(db: &C, id: &str) -> Result<Option<User>, DbErr> {

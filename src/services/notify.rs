@@ -45,7 +45,7 @@ pub async fn notify<C: ConnectionTrait>(db: &C, notice: Notice) -> Result<Notifi
     let mut recipients = notice.recipients.clone();
     recipients.sort();
     recipients.dedup();
-    let members = notifications::members_of_org(db, &notice.org_id, &recipients).await?;
+    let members = crate::db::users::of_org_among(db, &notice.org_id, &recipients, false).await?;
     if members.len() != recipients.len() {
         // A producer bug, not a user error: never deliver across orgs, but say so.
         tracing::warn!(
@@ -121,7 +121,7 @@ pub async fn notify_all<C: ConnectionTrait>(db: &C, notices: Vec<Notice>) -> Res
         everyone.sort();
         everyone.dedup();
         let members: std::collections::HashSet<String> =
-            notifications::members_of_org(db, org_id, &everyone)
+            crate::db::users::of_org_among(db, org_id, &everyone, false)
                 .await?
                 .into_iter()
                 .collect();

@@ -290,7 +290,11 @@ pub async fn decide_batch(
         .map(|c| c.owner_id.as_str())
         .chain(owned.owners())
         .collect();
-    let mut active_owners = repo::active_among(&txn, org_id, &maybe_owners).await?;
+    let mut active_owners: std::collections::HashSet<String> =
+        db::users::of_org_among(&txn, org_id, &maybe_owners, true)
+            .await?
+            .into_iter()
+            .collect();
     phases.mark("owners");
 
     let mut new_rows = Vec::new();
