@@ -60,9 +60,17 @@ impl Application {
         let key = settings.jwt_key()?;
         let reads = db::connect_reader(&settings, &db).await?;
         let dispatcher = db::connect_dispatcher(&settings, &db).await?;
+        // Where the dispatcher checks the accounts of a batch: beside SQLite's one writer, on
+        // PostgreSQL on its own connections (not queued behind the requests).
+        let checks = match db.get_database_backend() {
+            sea_orm::DbBackend::Postgres => dispatcher.clone(),
+            _ => reads.clone(),
+        };
         let state = AppState {
             reads,
-            lead_dispatcher: crate::services::leads::dispatch::Dispatcher::start(dispatcher),
+            lead_dispatcher: crate::services::leads::dispatch::Dispatcher::start(
+                dispatcher, checks,
+            ),
             db,
             blobs,
             tokens: AccessTokens::new(&key, settings.access_token_ttl_secs),

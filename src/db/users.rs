@@ -44,6 +44,51 @@ impl TryFrom<user::Model> for User {
     }
 }
 
+/// The active users among `sessions` (`(user id, session id)`) whose session has not been
+/// revoked — [`find_active_in_session`] for a whole batch of requests in two statements.
+pub async fn active_in_sessions<C: ConnectionTrait>(
+    db: &C,
+    sessions: &[(&str, &str)],
+) -> Result<std::collections::HashMap<(String, String), User>, DbErr> {
+    use std::collections::{HashMap, HashSet};
+    let user_ids: Vec<&str> = sessions.iter().map(|(u, _)| *u).collect();
+    let families: Vec<&str> = sessions.iter().map(|(_, s)| *s).collect();
+    let mut users: HashMap<String, User> = HashMap::new();
+    for list in super::in_lists(&user_ids) {
+        for row in user::Entity::find()
+            .filter(user::Column::Id.is_in(list))
+            .filter(user::Column::Active.eq(true))
+            .all(db)
+            .await?
+        {
+            let user = User::try_from(row)?;
+            users.insert(user.id.clone(), user);
+        }
+    }
+    let mut revoked: HashSet<String> = HashSet::new();
+    for list in super::in_lists(&families) {
+        revoked.extend(
+            refresh_token::Entity::find()
+                .select_only()
+                .column(refresh_token::Column::FamilyId)
+                .filter(refresh_token::Column::FamilyId.is_in(list))
+                .filter(refresh_token::Column::RevokedAt.is_not_null())
+                .into_tuple::<String>()
+                .all(db)
+                .await?,
+        );
+    }
+    Ok(sessions
+        .iter()
+        .filter(|(_, s)| !revoked.contains(*s))
+        .filter_map(|(u, s)| {
+            users
+                .get(*u)
+                .map(|user| ((u.to_string(), s.to_string()), user.clone()))
+        })
+        .collect())
+}
+
 /// Which of `ids` are users of `org_id` (only the active ones with `active_only`): a producer's
 /// recipient list is checked, not trusted; a lead goes to its customer's owner only while they
 /// are active.

@@ -6,7 +6,7 @@ use super::{PageOf, PageQuery};
 use crate::auth::Caller;
 use crate::db::{self, entities::lead, leads as repo};
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
-use crate::services::leads::{self as service, Origin, protection};
+use crate::services::leads::{self as service, protection};
 use crate::state::AppState;
 use actix_web::{HttpResponse, get, patch, post, web};
 use fieldproof_domain::account::Role;
@@ -209,7 +209,7 @@ async fn list_leads(
 #[post("/leads")]
 async fn create_lead(
     state: web::Data<AppState>,
-    caller: Caller,
+    session: crate::auth::caller::UncheckedSession,
     body: web::Json<CreateLeadRequest>,
 ) -> ApiResult<HttpResponse> {
     let draft = body
@@ -217,13 +217,18 @@ async fn create_lead(
         .into_raw()
         .parse(SourceChannel::Other)
         .map_err(invalid_lead)?;
-    let row = service::intake(
+    // The account and session are checked by the dispatcher with the rest of its batch.
+    let Some((row, user)) = service::intake_in_session(
         &state.lead_dispatcher,
-        &caller.org_id,
+        &session.user_id,
+        &session.session_id,
         draft,
-        Origin::default(),
     )
-    .await?;
+    .await?
+    else {
+        return Err(ApiError::new(ErrorCode::TokenInvalid));
+    };
+    let caller = session.checked(user);
     // The creator sees the lead only if it is theirs to see (a rep who typed in a lead that went
     // to a colleague gets an acknowledgement, not the protected contents). The row is the one
     // the batch stored, so no read-back.

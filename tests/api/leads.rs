@@ -2276,3 +2276,79 @@ async fn the_lease_age_index_comes_and_goes_with_its_migration() {
             .contains(&"upload_leases_created_idx".to_owned())
     );
 }
+
+/// The intake's account check is the dispatcher's, made for a whole batch at once: a lead sent
+/// with the token of a logged-out session or of a deactivated account is refused like any other
+/// request of theirs (`401 token_invalid`) and nothing is stored; in a burst mixing them with
+/// valid requests each gets its own answer and only the valid leads are stored, in the
+/// account's org.
+#[tokio::test]
+async fn an_intake_batch_checks_every_requests_account_and_stores_only_the_valid() {
+    use fieldproof::db::entities::{lead, user};
+    use sea_orm::sea_query::Expr;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let app = spawn_app_with(|s| s.jobs = false).await;
+    profile(&app, "rep_a", 50, &["浙江"], true).await;
+    let manager = app.token("manager_east").await;
+    let logged_out = app.login_pair("rep_b", None).await;
+    let logged_out = s(&logged_out["access_token"]).to_owned();
+    let response = app
+        .request(Method::POST, "/api/v1/auth/logout", Some(&logged_out))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    let deactivated = app.token("rep_a").await;
+    user::Entity::update_many()
+        .col_expr(user::Column::Active, Expr::value(false))
+        .filter(user::Column::Id.eq(app.users["rep_a"].as_str()))
+        .exec(&app.db)
+        .await
+        .unwrap();
+
+    let sends = (0..12).map(|i| {
+        let token = match i % 3 {
+            0 => manager.clone(),
+            1 => logged_out.clone(),
+            _ => deactivated.clone(),
+        };
+        let app = &app;
+        async move {
+            let r = app
+                .post(
+                    "/api/v1/leads",
+                    &token,
+                    &lead_body(&format!("批内核验{i}号有限公司")),
+                )
+                .await;
+            (i, r)
+        }
+    });
+    for (i, response) in futures_util::future::join_all(sends).await {
+        if i % 3 == 0 {
+            assert!([201, 202].contains(&response.status().as_u16()), "{i}");
+        } else {
+            error_body(response, 401, "token_invalid").await;
+        }
+    }
+    let stored = lead::Entity::find()
+        .filter(lead::Column::Company.starts_with("批内核验"))
+        .all(&app.db)
+        .await
+        .unwrap();
+    let mut companies: Vec<&str> = stored.iter().map(|l| l.company.as_str()).collect();
+    companies.sort();
+    assert_eq!(
+        companies,
+        [
+            "批内核验0号有限公司",
+            "批内核验3号有限公司",
+            "批内核验6号有限公司",
+            "批内核验9号有限公司"
+        ]
+    );
+    assert!(
+        stored.iter().all(|l| l.org_id == app.org_id),
+        "the account's org"
+    );
+}

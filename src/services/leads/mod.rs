@@ -104,6 +104,26 @@ pub async fn intake(
     dispatcher.submit(dispatch::Prepared::new(row)).await
 }
 
+/// [`intake`] for a request whose account the dispatcher checks with its batch
+/// ([`dispatch::Dispatcher::submit_in_session`]): `None` when the account is inactive or the
+/// session revoked (nothing stored).
+pub async fn intake_in_session(
+    dispatcher: &dispatch::Dispatcher,
+    user_id: &str,
+    session_id: &str,
+    draft: LeadDraft,
+) -> anyhow::Result<Option<(lead::Model, db::users::User)>> {
+    // The org is the account's, set by the dispatcher once it has read the account.
+    let row = new_lead("", draft, &Origin::default(), db::now());
+    dispatcher
+        .submit_in_session(
+            dispatch::Prepared::new(row),
+            user_id.to_owned(),
+            session_id.to_owned(),
+        )
+        .await
+}
+
 /// The lead's tags as rules see them.
 pub fn tags_of(row: &lead::Model) -> anyhow::Result<LeadTags> {
     use fieldproof_domain::leads::{Industry, SourceChannel};
