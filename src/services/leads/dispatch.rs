@@ -592,7 +592,7 @@ struct Job {
 enum Answer {
     /// Stored (and assigned, unless the batch failed and the scheduler will); with the account
     /// that submitted it when the dispatcher checked one.
-    Stored(lead::Model, Option<User>),
+    Stored(Box<lead::Model>, Option<User>),
     /// The account is inactive or the session revoked: nothing was stored.
     SessionRejected,
 }
@@ -637,7 +637,7 @@ impl Dispatcher {
     /// Store and assign a new lead with the next batch; answers with the stored row.
     pub async fn submit(&self, prepared: Prepared) -> anyhow::Result<lead::Model> {
         match self.send(prepared, None).await? {
-            Answer::Stored(row, _) => Ok(row),
+            Answer::Stored(row, _) => Ok(*row),
             Answer::SessionRejected => anyhow::bail!("a lead without a session was rejected"),
         }
     }
@@ -655,7 +655,7 @@ impl Dispatcher {
         session_id: String,
     ) -> anyhow::Result<Option<(lead::Model, User)>> {
         match self.send(prepared, Some((user_id, session_id))).await? {
-            Answer::Stored(row, Some(user)) => Ok(Some((row, user))),
+            Answer::Stored(row, Some(user)) => Ok(Some((*row, user))),
             Answer::Stored(..) => anyhow::bail!("a checked lead came back without its account"),
             Answer::SessionRejected => Ok(None),
         }
@@ -759,14 +759,14 @@ async fn run_batch(db: &DatabaseConnection, rosters: &RosterCache, org_id: Strin
         Ok(done) => {
             for (d, (reply, user)) in done.into_iter().zip(replies) {
                 // The requester may have gone (client timeout): the lead is stored regardless.
-                let _ = reply.send(Ok(Answer::Stored(d.row, user)));
+                let _ = reply.send(Ok(Answer::Stored(Box::new(d.row), user)));
             }
         }
         Err(e) => {
             tracing::warn!(org = %org_id, leads = rows.len(), error = %crate::telemetry::cause_chain(&e), "batch assignment failed; storing the leads for the background job");
             for (row, (reply, user)) in rows.into_iter().zip(replies) {
                 let stored = store_alone(db, row).await;
-                let _ = reply.send(stored.map(|row| Answer::Stored(row, user)));
+                let _ = reply.send(stored.map(|row| Answer::Stored(Box::new(row), user)));
             }
         }
     }
