@@ -25,8 +25,11 @@ impl Jobs {
         let mut jobs = Jobs::default();
         // Storage upkeep of this process's own SQLite file, not a shared job: it runs even with
         // `FIELDPROOF_JOBS=false`.
-        jobs.handles
-            .extend(crate::db::spawn_checkpointer(settings, db));
+        jobs.handles.extend(crate::db::spawn_checkpointer(
+            settings,
+            db,
+            state.lead_dispatcher.went_idle(),
+        ));
         if settings.jobs {
             jobs.handles.push(outbox::spawn(db.clone(), settings)?);
             jobs.handles.push(stalls::spawn(

@@ -601,6 +601,7 @@ enum Answer {
 #[derive(Clone)]
 pub struct Dispatcher {
     queue: mpsc::Sender<Job>,
+    idle: Arc<tokio::sync::Notify>,
 }
 
 impl Dispatcher {
@@ -609,8 +610,15 @@ impl Dispatcher {
     /// the dispatcher's own connections).
     pub fn start(db: DatabaseConnection, checks: DatabaseConnection) -> Dispatcher {
         let (queue, jobs) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(run(db, checks, RosterCache::default(), jobs));
-        Dispatcher { queue }
+        let idle = Arc::new(tokio::sync::Notify::new());
+        tokio::spawn(run(db, checks, RosterCache::default(), jobs, idle.clone()));
+        Dispatcher { queue, idle }
+    }
+
+    /// Notified each time the dispatcher has written a batch and finds no lead waiting: the
+    /// moment for SQLite's WAL to be copied into the database (`db::spawn_checkpointer`).
+    pub fn went_idle(&self) -> Arc<tokio::sync::Notify> {
+        self.idle.clone()
     }
 
     async fn send(
@@ -714,6 +722,7 @@ async fn run(
     checks: DatabaseConnection,
     rosters: RosterCache,
     mut jobs: mpsc::Receiver<Job>,
+    idle: Arc<tokio::sync::Notify>,
 ) {
     while let Some(first) = jobs.recv().await {
         let mut batch = vec![first];
@@ -734,6 +743,9 @@ async fn run(
                 .map(|(org_id, jobs)| run_batch(&db, &rosters, org_id, jobs)),
         )
         .await;
+        if jobs.is_empty() {
+            idle.notify_one();
+        }
     }
 }
 
