@@ -23,6 +23,17 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// The caller an account found active in session `session_id` stands for.
+    fn of(user: db::users::User, session_id: String) -> Caller {
+        Caller {
+            user_id: user.id,
+            org_id: user.org_id,
+            role: user.role,
+            team_id: user.team_id,
+            session_id,
+        }
+    }
+
     pub fn is_admin(&self) -> bool {
         matches!(self.role, Role::Admin)
     }
@@ -71,13 +82,7 @@ impl FromRequest for Caller {
             let user = db::users::find_active_in_session(&state.reads, &claims.sub, &claims.sid)
                 .await?
                 .ok_or_else(|| ApiError::new(ErrorCode::TokenInvalid))?;
-            Ok(Caller {
-                user_id: user.id,
-                org_id: user.org_id,
-                role: user.role,
-                team_id: user.team_id,
-                session_id: claims.sid,
-            })
+            Ok(Caller::of(user, claims.sid))
         })
     }
 }
@@ -95,13 +100,7 @@ pub struct UncheckedSession {
 impl UncheckedSession {
     /// The caller, once the dispatcher has found the account active in this session.
     pub fn checked(self, user: db::users::User) -> Caller {
-        Caller {
-            user_id: user.id,
-            org_id: user.org_id,
-            role: user.role,
-            team_id: user.team_id,
-            session_id: self.session_id,
-        }
+        Caller::of(user, self.session_id)
     }
 }
 
