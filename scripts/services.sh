@@ -25,6 +25,12 @@ DO $$ BEGIN
     CREATE ROLE fieldproof LOGIN CREATEDB PASSWORD 'fieldproof';
   END IF;
 END $$;
+-- The load benches checkpoint their seeded data before measuring (PostgreSQL 15+).
+DO $$ BEGIN
+  IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'pg_checkpoint') THEN
+    GRANT pg_checkpoint TO fieldproof;
+  END IF;
+END $$;
 SQL
   if ! runuser -u postgres -- psql -Atqc "SELECT 1 FROM pg_database WHERE datname = '$PG_DB'" | grep -q 1; then
     runuser -u postgres -- createdb -O fieldproof "$PG_DB"
