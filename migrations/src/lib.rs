@@ -27,6 +27,7 @@ mod m20261127_000021_deal_load_index;
 mod m20261127_000022_lead_pool_index;
 mod m20261127_000023_lead_team_index;
 mod m20261127_000024_upload_lease_age_index;
+mod m20261127_000025_open_deal_counts;
 mod util;
 
 pub struct Migrator;
@@ -59,6 +60,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000022_lead_pool_index::Migration),
             Box::new(m20261127_000023_lead_team_index::Migration),
             Box::new(m20261127_000024_upload_lease_age_index::Migration),
+            Box::new(m20261127_000025_open_deal_counts::Migration),
         ]
     }
 }

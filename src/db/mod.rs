@@ -188,6 +188,159 @@ pub fn insert_chunks<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
     })
 }
 
+/// Insert `rows` of one entity, with `on_conflict` if given; the rows affected.
+///
+/// On PostgreSQL the whole set is one statement, `INSERT … SELECT unnest($1), unnest($2), …`
+/// with one array parameter per column, whatever the row count: one parse and plan per
+/// connection, one round trip, a few dozen parameters. A multi-row `VALUES` binds a parameter
+/// per cell (2,240 for 64 leads), and the chunks a batch of leads needed (64-, 16-, 4- and
+/// 1-row statements, [`insert_chunks`]) cost more outside PostgreSQL's execution than in it.
+/// Columns that can hold NULL travel as array literals (`{"a",NULL}`), the others as binary
+/// arrays. SQLite (no arrays) inserts the chunks.
+///
+/// Every column of every row must be set (as `insert_many` with all values given).
+pub async fn insert_rows<A, C>(
+    db: &C,
+    rows: Vec<A>,
+    on_conflict: Option<sea_orm::sea_query::OnConflict>,
+) -> Result<u64, DbErr>
+where
+    A: sea_orm::ActiveModelTrait + Send,
+    C: ConnectionTrait,
+{
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    if db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+        let statement = unnest_insert::<A>(&rows, on_conflict)?;
+        return Ok(db.execute(&statement).await?.rows_affected());
+    }
+    let mut affected = 0;
+    for chunk in insert_chunks(&rows) {
+        let mut insert = <A::Entity as sea_orm::EntityTrait>::insert_many(chunk.to_vec());
+        if let Some(on_conflict) = &on_conflict {
+            insert = insert.on_conflict(on_conflict.clone());
+        }
+        affected += insert.exec_without_returning(db).await?;
+    }
+    Ok(affected)
+}
+
+/// The PostgreSQL statement of [`insert_rows`].
+fn unnest_insert<A: sea_orm::ActiveModelTrait>(
+    rows: &[A],
+    on_conflict: Option<sea_orm::sea_query::OnConflict>,
+) -> Result<sea_orm::sea_query::InsertStatement, DbErr> {
+    use sea_orm::sea_query::{ArrayType, Expr, Query};
+    use sea_orm::{ColumnTrait, ColumnType, EntityName, EntityTrait, IdenStatic, Iterable, Value};
+    let mut insert = Query::insert();
+    insert.into_table(A::Entity::default().table_ref());
+    let mut select = Query::select();
+    let mut columns = Vec::new();
+    for column in <A::Entity as EntityTrait>::Column::iter() {
+        let def = column.def();
+        let values = rows
+            .iter()
+            .map(|row| {
+                row.get(column).into_value().ok_or_else(|| {
+                    DbErr::Custom(format!("insert_rows: {} not set", column.as_str()))
+                })
+            })
+            .collect::<Result<Vec<Value>, DbErr>>()?;
+        let sql_type = match def.get_column_type() {
+            ColumnType::String(_) | ColumnType::Text | ColumnType::Char(_) => "text",
+            ColumnType::BigInteger => "int8",
+            ColumnType::Integer => "int4",
+            ColumnType::Boolean => "bool",
+            ColumnType::TimestampWithTimeZone => "timestamptz",
+            ColumnType::Json => "json",
+            ColumnType::JsonBinary => "jsonb",
+            other => {
+                return Err(DbErr::Custom(format!(
+                    "insert_rows: column {} of type {other:?} has no array form here",
+                    column.as_str()
+                )));
+            }
+        };
+        let binary = match sql_type {
+            "text" => Some(ArrayType::String),
+            "int8" => Some(ArrayType::BigInt),
+            "int4" => Some(ArrayType::Int),
+            "bool" => Some(ArrayType::Bool),
+            "timestamptz" => Some(ArrayType::TimeDateTimeWithTimeZone),
+            _ => None,
+        };
+        let expr = match binary {
+            Some(array_type) if !def.is_null() && values.iter().all(Value::is_some) => {
+                Expr::cust_with_values(
+                    format!("unnest($1::{sql_type}[])"),
+                    [Value::Array(array_type, Some(Box::new(values)))],
+                )
+            }
+            _ => Expr::cust_with_values(
+                format!("unnest($1::text::{sql_type}[])"),
+                [Value::String(Some(array_literal(&values)?))],
+            ),
+        };
+        columns.push(column);
+        select.expr(expr);
+    }
+    insert.columns(columns);
+    insert
+        .select_from(select)
+        .map_err(|e| DbErr::Custom(format!("insert_rows: {e}")))?;
+    if let Some(on_conflict) = on_conflict {
+        insert.on_conflict(on_conflict);
+    }
+    Ok(insert)
+}
+
+/// A PostgreSQL array literal of `values`: each element quoted (`\` and `"` escaped), NULL
+/// bare; times as RFC 3339 to the microsecond (what the binary encoding keeps).
+fn array_literal(values: &[sea_orm::Value]) -> Result<String, DbErr> {
+    use sea_orm::Value;
+    let mut text = String::from("{");
+    for (i, value) in values.iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        let element = match value {
+            _ if !value.is_some() => {
+                text.push_str("NULL");
+                continue;
+            }
+            Value::String(Some(s)) => s.clone(),
+            Value::BigInt(Some(n)) => n.to_string(),
+            Value::Int(Some(n)) => n.to_string(),
+            Value::Bool(Some(b)) => if *b { "t" } else { "f" }.to_owned(),
+            Value::Json(Some(j)) => j.to_string(),
+            Value::TimeDateTimeWithTimeZone(Some(t)) => {
+                let micro = t
+                    .replace_nanosecond(t.nanosecond() / 1000 * 1000)
+                    .unwrap_or(*t);
+                micro
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .map_err(|e| DbErr::Custom(format!("insert_rows: time {e}")))?
+            }
+            other => {
+                return Err(DbErr::Custom(format!(
+                    "insert_rows: no array literal for {other:?}"
+                )));
+            }
+        };
+        text.push('"');
+        for c in element.chars() {
+            if c == '"' || c == '\\' {
+                text.push('\\');
+            }
+            text.push(c);
+        }
+        text.push('"');
+    }
+    text.push('}');
+    Ok(text)
+}
+
 /// Open the pool described by the settings (SQLite file by default, PostgreSQL by URL).
 pub async fn connect(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
     let url = settings.database_url();

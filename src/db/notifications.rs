@@ -33,32 +33,33 @@ pub async fn insert_many_unless_duplicate<C: ConnectionTrait>(
     news: &[NewNotification<'_>],
 ) -> Result<u64, DbErr> {
     let now = super::now();
-    let mut added = 0;
-    for chunk in super::insert_chunks(news) {
-        added +=
-            notification::Entity::insert_many(chunk.iter().map(|new| notification::ActiveModel {
-                id: Set(super::new_id()),
-                org_id: Set(new.org_id.to_owned()),
-                user_id: Set(new.user_id.to_owned()),
-                kind: Set(new.kind.to_owned()),
-                title_en: Set(new.title_en.to_owned()),
-                title_zh: Set(new.title_zh.to_owned()),
-                body_en: Set(new.body_en.to_owned()),
-                body_zh: Set(new.body_zh.to_owned()),
-                link: Set(new.link.map(str::to_owned)),
-                dedup_key: Set(new.dedup_key.map(str::to_owned)),
-                created_at: Set(now),
-                read_at: Set(None),
-            }))
-            .on_conflict(
-                OnConflict::columns([notification::Column::UserId, notification::Column::DedupKey])
-                    .do_nothing()
-                    .to_owned(),
-            )
-            .exec_without_returning(db)
-            .await?;
-    }
-    Ok(added)
+    let rows = news
+        .iter()
+        .map(|new| notification::ActiveModel {
+            id: Set(super::new_id()),
+            org_id: Set(new.org_id.to_owned()),
+            user_id: Set(new.user_id.to_owned()),
+            kind: Set(new.kind.to_owned()),
+            title_en: Set(new.title_en.to_owned()),
+            title_zh: Set(new.title_zh.to_owned()),
+            body_en: Set(new.body_en.to_owned()),
+            body_zh: Set(new.body_zh.to_owned()),
+            link: Set(new.link.map(str::to_owned)),
+            dedup_key: Set(new.dedup_key.map(str::to_owned)),
+            created_at: Set(now),
+            read_at: Set(None),
+        })
+        .collect();
+    super::insert_rows(
+        db,
+        rows,
+        Some(
+            OnConflict::columns([notification::Column::UserId, notification::Column::DedupKey])
+                .do_nothing()
+                .to_owned(),
+        ),
+    )
+    .await
 }
 
 /// A user's inbox, newest first: ids are UUIDv7, so id order is creation order and the cursor

@@ -1832,9 +1832,15 @@ async fn rep_loads_and_last_assignment_times_read_back_exactly() {
 /// sequential scans (inside a transaction rolled back): the plan shows whether an index *can*
 /// serve the query.
 async fn query_plan<E: sea_orm::EntityTrait>(app: &TestApp, query: sea_orm::Select<E>) -> String {
-    use sea_orm::{ConnectionTrait, DbBackend, QueryTrait, Statement, TransactionTrait};
+    use sea_orm::QueryTrait;
+    statement_plan(app, query.into_query()).await
+}
+
+/// [`query_plan`] of a statement built without an entity.
+async fn statement_plan(app: &TestApp, query: sea_orm::sea_query::SelectStatement) -> String {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement, StatementBuilder, TransactionTrait};
     let backend = app.db.get_database_backend();
-    let query = query.build(backend);
+    let query = StatementBuilder::build(&query, &backend);
     let txn = app.db.begin().await.unwrap();
     if backend == DbBackend::Postgres {
         txn.execute_unprepared("SET LOCAL enable_seqscan = off")
@@ -1982,11 +1988,13 @@ async fn a_reps_leads_are_listed_through_the_load_index_and_the_owner_index_is_g
 }
 
 /// A rep's open deals weigh on their load by how far each has come: counted per owner and node
-/// by the database (several deals at one node count several times; closed deals not at all),
-/// from the covering index of migration 000021 on both databases — a batch used to scan the
-/// whole `deals` table and read it back a row per deal. The migration rolls back and reapplies.
+/// by the database's triggers on `deals` (migration 000025) — a batch used to count every open
+/// deal's index entry inside its turn. The counts follow inserts, advances, wins, reassignments,
+/// a node cleared and a deletion, and always equal a count of the deals themselves; they are
+/// read through their primary key; the migration rolls back and, reapplied, counts the deals
+/// that are there.
 #[tokio::test]
-async fn open_deals_weigh_on_rep_loads_counted_from_their_index() {
+async fn open_deals_weigh_on_rep_loads_counted_by_the_database_as_deals_move() {
     use fieldproof::db::entities::deal;
     use fieldproof::db::leads as repo;
     use fieldproof_domain::leads::assign::deal_weight_milli;
@@ -1998,7 +2006,7 @@ async fn open_deals_weigh_on_rep_loads_counted_from_their_index() {
     three_reps(&app).await;
     let rep = app.token("rep_a").await;
     let mut deals = Vec::new();
-    for i in 0..4 {
+    for i in 0..6 {
         let customer = app.customer_of("rep_a", &format!("负载客户{i}号")).await;
         let response = app
             .post("/api/v1/deals", &rep, &json!({"customer_id": customer, "title": format!("Deal {i}"), "presales_id": app.users["presales_east"]}))
@@ -2007,50 +2015,190 @@ async fn open_deals_weigh_on_rep_loads_counted_from_their_index() {
         let body: Value = response.json().await.unwrap();
         deals.push(s(&body["id"]).to_owned());
     }
-    // Two stay at the first node, one is further on, one is won.
+    assert_counts_match_deals(&app).await;
+    let set = |id: &str, column: deal::Column, value: Option<&str>| {
+        let id = id.to_owned();
+        let value = value.map(str::to_owned);
+        let db = app.db.clone();
+        async move {
+            deal::Entity::update_many()
+                .col_expr(column, Expr::value(value))
+                .filter(deal::Column::Id.eq(id))
+                .exec(&db)
+                .await
+                .unwrap();
+        }
+    };
+    // Two stay at the first node, one is further on, one is won, one goes to rep_b, one loses
+    // its node and is then deleted.
     let template = default_template();
     let later = template.nodes[5].key.clone();
-    deal::Entity::update_many()
-        .col_expr(deal::Column::CurrentNodeKey, Expr::value(later.as_str()))
-        .filter(deal::Column::Id.eq(deals[2].as_str()))
-        .exec(&app.db)
-        .await
-        .unwrap();
-    deal::Entity::update_many()
-        .col_expr(deal::Column::Status, Expr::value("won"))
-        .filter(deal::Column::Id.eq(deals[3].as_str()))
-        .exec(&app.db)
-        .await
-        .unwrap();
-
-    let mut reps = repo::rep_roster(&app.db, &app.org_id).await.unwrap();
-    repo::apply_loads(&app.db, &app.org_id, fieldproof::db::now(), &mut reps)
-        .await
-        .unwrap();
+    set(&deals[2], deal::Column::CurrentNodeKey, Some(&later)).await;
+    set(&deals[3], deal::Column::Status, Some("won")).await;
+    set(
+        &deals[4],
+        deal::Column::OwnerId,
+        Some(app.users["rep_b"].as_str()),
+    )
+    .await;
+    set(&deals[5], deal::Column::CurrentNodeKey, None).await;
+    assert_counts_match_deals(&app).await;
+    let loads = |app: &TestApp| {
+        let db = app.db.clone();
+        let org = app.org_id.clone();
+        async move {
+            let mut reps = repo::rep_roster(&db, &org).await.unwrap();
+            repo::apply_loads(&db, &org, fieldproof::db::now(), &mut reps)
+                .await
+                .unwrap();
+            reps.into_iter()
+                .map(|r| (r.id, r.deal_load_milli))
+                .collect::<std::collections::HashMap<_, _>>()
+        }
+    };
     let nodes = template.nodes.len();
-    let expected = 2 * deal_weight_milli(Some(0), nodes) + deal_weight_milli(Some(5), nodes);
-    for r in &reps {
-        let want = if r.id == app.users["rep_a"] {
-            expected
-        } else {
-            0
-        };
-        assert_eq!(r.deal_load_milli, want, "{}", r.id);
-    }
+    let first = deal_weight_milli(Some(0), nodes);
+    let with_unplaced = loads(&app).await;
+    assert_eq!(
+        with_unplaced[&app.users["rep_a"]],
+        2 * first + deal_weight_milli(Some(5), nodes) + deal_weight_milli(None, nodes)
+    );
+    assert_eq!(with_unplaced[&app.users["rep_b"]], first);
+    assert_eq!(with_unplaced[&app.users["rep_south"]], 0);
 
-    let used = query_plan(&app, repo::open_deal_counts_query(&app.org_id)).await;
-    assert!(used.contains("deals_org_status_owner_node_idx"), "{used}");
-    let indexes = || index_names(&app, &["deals"]);
-    let index = "deals_org_status_owner_node_idx".to_owned();
+    deal::Entity::delete_many()
+        .filter(deal::Column::Id.eq(deals[5].as_str()))
+        .exec(&app.db)
+        .await
+        .unwrap();
+    assert_counts_match_deals(&app).await;
+    let expected = 2 * first + deal_weight_milli(Some(5), nodes);
+    assert_eq!(loads(&app).await[&app.users["rep_a"]], expected);
+
+    let used = statement_plan(&app, repo::open_deal_counts_query(&app.org_id)).await;
+    assert!(
+        used.contains("open_deal_counts_pkey")
+            || used.contains("sqlite_autoindex_open_deal_counts"),
+        "{used}"
+    );
     Migrator::down(
         &app.db,
-        Some(steps_back_to("m20261127_000021_deal_load_index")),
+        Some(steps_back_to("m20261127_000025_open_deal_counts")),
     )
     .await
     .unwrap();
-    assert!(!indexes().await.contains(&index));
+    assert!(open_deal_counts(&app).await.is_err(), "the table is gone");
     Migrator::up(&app.db, None).await.unwrap();
-    assert!(indexes().await.contains(&index));
+    assert_counts_match_deals(&app).await;
+    assert_eq!(loads(&app).await[&app.users["rep_a"]], expected);
+}
+
+/// Rows written the way a batch of intakes writes them (`db::insert_rows`: on PostgreSQL one
+/// statement of arrays, the columns that can be NULL as array literals) come back exactly:
+/// quotes, backslashes, braces, commas, the word NULL, newlines and Chinese in text; NULL and
+/// set values side by side in one column; times to the microsecond.
+#[tokio::test]
+async fn rows_written_as_one_statement_come_back_exactly() {
+    use fieldproof::db::leads as repo;
+    use fieldproof::services::leads::insertable;
+    let app = spawn_app_with(|s| s.jobs = false).await;
+    three_reps(&app).await;
+    let admin = app.token("admin").await;
+    let response = app
+        .post("/api/v1/leads", &admin, &lead_body("原样写回有限公司"))
+        .await;
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.unwrap();
+    let template = repo::find(&app.db, s(&body["id"])).await.unwrap().unwrap();
+    let at = time::macros::datetime!(2026-11-27 08:15:30.123456 UTC);
+    let tricky = [
+        r#"引号"甲"\乙{丙},NULL"#,
+        "NULL",
+        "line one\nline two, } { \\ \"",
+    ];
+    let rows: Vec<_> = tricky
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            let mut row = template.clone();
+            row.id = fieldproof::db::new_id();
+            row.company = (*text).to_owned();
+            row.company_key = format!("key {i}");
+            row.notes = text.repeat(i + 1);
+            row.phone = (i != 1).then(|| (*text).to_owned());
+            row.phone_key = (i == 1).then(|| "NULL".to_owned());
+            row.owner_id = (i == 0).then(|| app.users["rep_a"].clone());
+            row.protection_ends_at = (i != 2).then_some(at);
+            row.first_activity_at = (i == 2).then_some(at);
+            row.needs_assignment = i == 1;
+            row.annual_purchase_fen = -(i as i64) * 1_000_000_007;
+            row
+        })
+        .collect();
+    let written = fieldproof::db::insert_rows(
+        &app.db,
+        rows.iter().cloned().map(insertable).collect(),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(written, 3);
+    for row in &rows {
+        assert_eq!(&repo::find(&app.db, &row.id).await.unwrap().unwrap(), row);
+    }
+}
+
+/// `open_deal_counts` as (org, owner, node, deals), zero counts left out, sorted.
+async fn open_deal_counts(
+    app: &TestApp,
+) -> Result<Vec<(String, String, String, i64)>, sea_orm::DbErr> {
+    use sea_orm::{ConnectionTrait, Statement};
+    let rows = app
+        .db
+        .query_all_raw(Statement::from_string(
+            app.db.get_database_backend(),
+            "SELECT org_id, owner_id, node_key, deals FROM open_deal_counts WHERE deals <> 0 \
+             ORDER BY org_id, owner_id, node_key",
+        ))
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get_by_index(0)?,
+                r.try_get_by_index(1)?,
+                r.try_get_by_index(2)?,
+                r.try_get_by_index(3)?,
+            ))
+        })
+        .collect()
+}
+
+/// The triggers' counts equal the open deals counted from `deals` itself.
+async fn assert_counts_match_deals(app: &TestApp) {
+    use sea_orm::{ConnectionTrait, Statement};
+    let rows = app
+        .db
+        .query_all_raw(Statement::from_string(
+            app.db.get_database_backend(),
+            "SELECT org_id, owner_id, COALESCE(current_node_key, ''), COUNT(*) FROM deals \
+             WHERE status = 'open' GROUP BY org_id, owner_id, COALESCE(current_node_key, '') \
+             ORDER BY 1, 2, 3",
+        ))
+        .await
+        .unwrap();
+    let counted: Vec<(String, String, String, i64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.try_get_by_index(0).unwrap(),
+                r.try_get_by_index(1).unwrap(),
+                r.try_get_by_index(2).unwrap(),
+                r.try_get_by_index(3).unwrap(),
+            )
+        })
+        .collect();
+    assert!(!counted.is_empty());
+    assert_eq!(open_deal_counts(app).await.unwrap(), counted);
 }
 
 /// A burst's account checks (and slow requests, a long report) hold the request pool's
