@@ -176,8 +176,10 @@ impl OwnedLeads {
 /// intake burst grows (the commit, the loads, the inserts) without a special build.
 struct Phases(std::time::Instant);
 
-/// The phases [`decide_batch`] reports, in the order it runs them.
-pub const BATCH_PHASES: [&str; 10] = [
+/// The phases a batch reports, in the order it runs them: the accounts of its sessions checked
+/// (`check`, for the whole batch before it is split by org), then [`decide_batch`]'s.
+pub const BATCH_PHASES: [&str; 11] = [
+    "check",
     "reads",
     "turn",
     "loads",
@@ -732,7 +734,9 @@ async fn run(
                 Err(_) => break,
             }
         }
+        let mut phases = Phases::start();
         let batch = check_sessions(&checks, batch).await;
+        phases.mark("check");
         let mut by_org: BTreeMap<String, Vec<Job>> = BTreeMap::new();
         for job in batch {
             by_org.entry(job.org_id.clone()).or_default().push(job);
