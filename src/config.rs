@@ -117,6 +117,10 @@ pub struct Settings {
     /// How often leads waiting for assignment (imports) and expired protection windows are
     /// looked for, seconds.
     pub lead_scan_secs: u64,
+    /// A forming batch of intakes keeps taking leads until none has arrived for this long
+    /// (at most ten times this in all), milliseconds; 0: it takes what is queued. A burst
+    /// becomes one batch instead of a small one and a late one that waits for it.
+    pub lead_batch_gather_ms: u64,
     /// Pool claims one rep may make in any 24 hours.
     pub lead_daily_claim_cap: u32,
     /// Hours a rep whose lead expired unworked may not reclaim it.
@@ -187,6 +191,7 @@ impl Default for Settings {
             public_rate_limit_per_minute: 60,
             trust_forwarded_for: false,
             lead_scan_secs: 5,
+            lead_batch_gather_ms: 1,
             lead_daily_claim_cap: 5,
             lead_reclaim_block_hours: 72,
             lead_claim_protection_hours: 24,

@@ -69,7 +69,9 @@ impl Application {
         let state = AppState {
             reads,
             lead_dispatcher: crate::services::leads::dispatch::Dispatcher::start(
-                dispatcher, checks,
+                dispatcher,
+                checks,
+                std::time::Duration::from_millis(settings.lead_batch_gather_ms),
             ),
             db,
             blobs,

@@ -2425,6 +2425,36 @@ async fn the_lease_age_index_comes_and_goes_with_its_migration() {
     );
 }
 
+/// A forming batch keeps taking leads while they keep coming (`LEAD_BATCH_GATHER_MS`): a lead
+/// that arrives a moment after another joins its batch — one turn, one assignment time — instead
+/// of waiting for the first one's batch to finish and then paying a batch of its own.
+#[tokio::test]
+async fn a_lead_arriving_a_moment_after_another_joins_its_batch() {
+    let app = spawn_app_with(|s| {
+        s.jobs = false;
+        s.lead_batch_gather_ms = 300;
+    })
+    .await;
+    three_reps(&app).await;
+    let admin = app.token("admin").await;
+    let early = lead_body("先到有限公司");
+    let first = app.post("/api/v1/leads", &admin, &early);
+    let second = async {
+        tokio::time::sleep(std::time::Duration::from_millis(40)).await;
+        app.post("/api/v1/leads", &admin, &lead_body("后到有限公司"))
+            .await
+    };
+    let (first, second) = tokio::join!(first, second);
+    let mut assigned = Vec::new();
+    for response in [first, second] {
+        assert_eq!(response.status(), 201);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["status"], "assigned", "{body}");
+        assigned.push(body["assigned_at"].clone());
+    }
+    assert_eq!(assigned[0], assigned[1], "one batch, one turn");
+}
+
 /// The intake's account check is the dispatcher's, made for a whole batch at once: a lead sent
 /// with the token of a logged-out session or of a deactivated account is refused like any other
 /// request of theirs (`401 token_invalid`) and nothing is stored; in a burst mixing them with

@@ -5,10 +5,11 @@
 //! per lead made a burst of 200 intakes queue 200 transactions, each reading every rep's load
 //! and writing its rows (seconds at the back of the queue). Here each process has one
 //! [`Dispatcher`]: requests hand it their lead and wait; it takes whatever has queued up while
-//! the previous batch ran (group commit), takes the turn once, reads the loads once, decides the
-//! leads one after another in memory (each decision sees the loads the previous ones added),
-//! and writes the leads, decisions, rep states and notices with multi-row statements. A lone
-//! intake is a batch of one, so nothing waits for a timer.
+//! the previous batch ran (group commit) and whatever follows with no pause longer than a
+//! millisecond ([`gather`], `LEAD_BATCH_GATHER_MS`), takes the turn once, reads the loads once,
+//! decides the leads one after another in memory (each decision sees the loads the previous
+//! ones added), and writes the leads, decisions, rep states and notices with multi-row
+//! statements. A lone intake is a batch of one that waited one gap.
 //!
 //! The scheduler's pass over waiting leads (CSV imports, deferred intakes) uses the same
 //! [`decide_batch`] for rows already stored, with a compare-and-set per row.
@@ -609,11 +610,23 @@ pub struct Dispatcher {
 impl Dispatcher {
     /// Start the batching task on the current runtime. `checks` is where the accounts of
     /// submitted sessions are read (SQLite: the read-only pool, beside the writer; PostgreSQL:
-    /// the dispatcher's own connections).
-    pub fn start(db: DatabaseConnection, checks: DatabaseConnection) -> Dispatcher {
+    /// the dispatcher's own connections); `gather_gap` how long a forming batch waits for the
+    /// next lead ([`gather`]).
+    pub fn start(
+        db: DatabaseConnection,
+        checks: DatabaseConnection,
+        gather_gap: std::time::Duration,
+    ) -> Dispatcher {
         let (queue, jobs) = mpsc::channel(4 * MAX_BATCH);
         let idle = Arc::new(tokio::sync::Notify::new());
-        tokio::spawn(run(db, checks, RosterCache::default(), jobs, idle.clone()));
+        tokio::spawn(run(
+            db,
+            checks,
+            gather_gap,
+            RosterCache::default(),
+            jobs,
+            idle.clone(),
+        ));
         Dispatcher { queue, idle }
     }
 
@@ -719,21 +732,38 @@ async fn check_sessions(checks: &DatabaseConnection, batch: Vec<Job>) -> Vec<Job
     kept
 }
 
+/// A batch: `first` and the leads that follow it with no pause longer than `gap`, for at most
+/// ten gaps in all and [`MAX_BATCH`] leads. A burst of intakes reaches the dispatcher over a few
+/// milliseconds (two cores parsing 200 requests); a batch that started at the first lead took
+/// the few that were there, and the rest waited for all of its fixed costs (the account check,
+/// the reads, the turn, the rep loads, the commit) before their own batch paid them again. A
+/// lone lead waits one gap. `gap` zero: whatever is queued.
+async fn gather(first: Job, jobs: &mut mpsc::Receiver<Job>, gap: std::time::Duration) -> Vec<Job> {
+    let until = tokio::time::Instant::now() + gap * 10;
+    let mut batch = vec![first];
+    while batch.len() < MAX_BATCH {
+        match jobs.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) if gap.is_zero() || tokio::time::Instant::now() >= until => break,
+            Err(_) => match tokio::time::timeout(gap, jobs.recv()).await {
+                Ok(Some(job)) => batch.push(job),
+                _ => break,
+            },
+        }
+    }
+    batch
+}
+
 async fn run(
     db: DatabaseConnection,
     checks: DatabaseConnection,
+    gather_gap: std::time::Duration,
     rosters: RosterCache,
     mut jobs: mpsc::Receiver<Job>,
     idle: Arc<tokio::sync::Notify>,
 ) {
     while let Some(first) = jobs.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
+        let batch = gather(first, &mut jobs, gather_gap).await;
         let mut phases = Phases::start();
         let batch = check_sessions(&checks, batch).await;
         phases.mark("check");
