@@ -6,8 +6,9 @@
 //! Triggers, not application code, so that no write path — an admin endpoint, the CLI, a
 //! migration, a hand-written `UPDATE` — can change a rep without the cache hearing of it.
 
+use crate::util::execute_all as run;
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::{ConnectionTrait, DatabaseBackend};
+use sea_orm_migration::sea_orm::DatabaseBackend;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -97,14 +98,6 @@ const POSTGRES_DOWN: &[&str] = &[
     "DROP FUNCTION IF EXISTS roster_version_row()",
     "DROP TABLE IF EXISTS roster_versions",
 ];
-
-async fn run(manager: &SchemaManager<'_>, statements: &[&str]) -> Result<(), DbErr> {
-    let db = manager.get_connection();
-    for statement in statements {
-        db.execute_unprepared(statement).await?;
-    }
-    Ok(())
-}
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {

@@ -10,8 +10,9 @@
 //! transition that moves a count from one row to another updates the two rows in key order, so
 //! two transactions moving deals of one rep in opposite directions cannot deadlock.
 
+use crate::util::execute_all as run;
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::{ConnectionTrait, DatabaseBackend};
+use sea_orm_migration::sea_orm::DatabaseBackend;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -99,14 +100,6 @@ const POSTGRES_DOWN: &[&str] = &[
     "DROP FUNCTION IF EXISTS open_deal_count_add(varchar, varchar, varchar, bigint)",
     "DROP TABLE IF EXISTS open_deal_counts",
 ];
-
-async fn run(manager: &SchemaManager<'_>, statements: &[&str]) -> Result<(), DbErr> {
-    let db = manager.get_connection();
-    for statement in statements {
-        db.execute_unprepared(statement).await?;
-    }
-    Ok(())
-}
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {

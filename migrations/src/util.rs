@@ -30,3 +30,16 @@ pub(crate) async fn drop_index(
         .drop_index(Index::drop().name(name).table(Alias::new(table)).to_owned())
         .await
 }
+
+/// Run `statements` one after another (DDL a builder cannot express: triggers, functions).
+pub(crate) async fn execute_all(
+    manager: &SchemaManager<'_>,
+    statements: &[&str],
+) -> Result<(), DbErr> {
+    use sea_orm_migration::sea_orm::ConnectionTrait;
+    let db = manager.get_connection();
+    for statement in statements {
+        db.execute_unprepared(statement).await?;
+    }
+    Ok(())
+}
