@@ -154,22 +154,30 @@ pub fn spawn_checkpointer(
 /// looks up its ~200 keys. Padded, a handful of texts serve every batch.
 const IN_LIST_LENGTHS: [usize; 7] = [8, 16, 32, 64, 128, 256, 512];
 
-/// `items` as `IN` lists of the lengths above (at most 512 values each), in order. Empty input
-/// gives no list.
-pub fn in_lists<T: Clone>(items: &[T]) -> impl Iterator<Item = Vec<T>> + '_ {
+/// `items` as `IN` lists of the lengths above (at most 512 values each): each value once, in
+/// sorted order (a batch's keys repeat — one integration account's 200 leads, one owner of many
+/// customers — and an `IN` list needs each only once). Empty input gives no list.
+pub fn in_lists<T: Clone + Ord>(items: &[T]) -> impl Iterator<Item = Vec<T>> {
     let longest = IN_LIST_LENGTHS[IN_LIST_LENGTHS.len() - 1];
-    items.chunks(longest).map(move |chunk| {
-        let length = IN_LIST_LENGTHS
-            .iter()
-            .copied()
-            .find(|&l| l >= chunk.len())
-            .unwrap_or(longest);
-        let mut list = chunk.to_vec();
-        if let Some(last) = chunk.last() {
-            list.resize(length, last.clone());
-        }
-        list
-    })
+    let mut unique = items.to_vec();
+    unique.sort_unstable();
+    unique.dedup();
+    let lists: Vec<Vec<T>> = unique
+        .chunks(longest)
+        .map(|chunk| {
+            let length = IN_LIST_LENGTHS
+                .iter()
+                .copied()
+                .find(|&l| l >= chunk.len())
+                .unwrap_or(longest);
+            let mut list = chunk.to_vec();
+            if let Some(last) = chunk.last() {
+                list.resize(length, last.clone());
+            }
+            list
+        })
+        .collect();
+    lists.into_iter()
 }
 
 /// Row counts of a multi-row `INSERT`, largest first: any number of rows is written as a few
@@ -247,28 +255,25 @@ fn unnest_insert<A: sea_orm::ActiveModelTrait>(
                 })
             })
             .collect::<Result<Vec<Value>, DbErr>>()?;
-        let sql_type = match def.get_column_type() {
-            ColumnType::String(_) | ColumnType::Text | ColumnType::Char(_) => "text",
-            ColumnType::BigInteger => "int8",
-            ColumnType::Integer => "int4",
-            ColumnType::Boolean => "bool",
-            ColumnType::TimestampWithTimeZone => "timestamptz",
-            ColumnType::Json => "json",
-            ColumnType::JsonBinary => "jsonb",
+        // The column's PostgreSQL type, and the binary array the driver can bind for it.
+        let (sql_type, binary) = match def.get_column_type() {
+            ColumnType::String(_) | ColumnType::Text | ColumnType::Char(_) => {
+                ("text", Some(ArrayType::String))
+            }
+            ColumnType::BigInteger => ("int8", Some(ArrayType::BigInt)),
+            ColumnType::Integer => ("int4", Some(ArrayType::Int)),
+            ColumnType::Boolean => ("bool", Some(ArrayType::Bool)),
+            ColumnType::TimestampWithTimeZone => {
+                ("timestamptz", Some(ArrayType::TimeDateTimeWithTimeZone))
+            }
+            ColumnType::Json => ("json", None),
+            ColumnType::JsonBinary => ("jsonb", None),
             other => {
                 return Err(DbErr::Custom(format!(
                     "insert_rows: column {} of type {other:?} has no array form here",
                     column.as_str()
                 )));
             }
-        };
-        let binary = match sql_type {
-            "text" => Some(ArrayType::String),
-            "int8" => Some(ArrayType::BigInt),
-            "int4" => Some(ArrayType::Int),
-            "bool" => Some(ArrayType::Bool),
-            "timestamptz" => Some(ArrayType::TimeDateTimeWithTimeZone),
-            _ => None,
         };
         let expr = match binary {
             Some(array_type) if !def.is_null() && values.iter().all(Value::is_some) => {

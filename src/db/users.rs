@@ -51,13 +51,8 @@ pub async fn active_in_sessions<C: ConnectionTrait>(
     sessions: &[(&str, &str)],
 ) -> Result<std::collections::HashMap<(String, String), User>, DbErr> {
     use std::collections::{HashMap, HashSet};
-    // A batch is often one integration account's many leads: each id once in the lists.
-    let mut user_ids: Vec<&str> = sessions.iter().map(|(u, _)| *u).collect();
-    user_ids.sort_unstable();
-    user_ids.dedup();
-    let mut families: Vec<&str> = sessions.iter().map(|(_, s)| *s).collect();
-    families.sort_unstable();
-    families.dedup();
+    let user_ids: Vec<&str> = sessions.iter().map(|(u, _)| *u).collect();
+    let families: Vec<&str> = sessions.iter().map(|(_, s)| *s).collect();
     let mut users: HashMap<String, User> = HashMap::new();
     for list in super::in_lists(&user_ids) {
         for row in user::Entity::find()

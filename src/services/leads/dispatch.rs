@@ -583,12 +583,19 @@ fn unassigned_notice(
 struct Job {
     org_id: String,
     prepared: Prepared,
-    /// `(user id, session id)` of an access token whose account and session the dispatcher
-    /// checks (with the rest of its batch) before the lead is stored; the lead's org is the
-    /// account's.
-    session: Option<(String, String)>,
-    user: Option<User>,
+    submitter: Submitter,
     reply: oneshot::Sender<anyhow::Result<Answer>>,
+}
+
+/// Who submitted a lead, as far as the dispatcher knows.
+enum Submitter {
+    /// A caller checked elsewhere (the capture form's source key, a checked request).
+    Known,
+    /// An access token's `(user id, session id)`, whose account and session the dispatcher
+    /// checks with the rest of its batch before the lead is stored.
+    Unchecked(String, String),
+    /// That account, found active in that session: the lead's org is the account's.
+    Checked(User),
 }
 
 /// What a submitted lead came to.
@@ -636,18 +643,13 @@ impl Dispatcher {
         self.idle.clone()
     }
 
-    async fn send(
-        &self,
-        prepared: Prepared,
-        session: Option<(String, String)>,
-    ) -> anyhow::Result<Answer> {
+    async fn send(&self, prepared: Prepared, submitter: Submitter) -> anyhow::Result<Answer> {
         let (reply, answer) = oneshot::channel();
         self.queue
             .send(Job {
                 org_id: prepared.row.org_id.clone(),
                 prepared,
-                session,
-                user: None,
+                submitter,
                 reply,
             })
             .await
@@ -659,7 +661,7 @@ impl Dispatcher {
 
     /// Store and assign a new lead with the next batch; answers with the stored row.
     pub async fn submit(&self, prepared: Prepared) -> anyhow::Result<lead::Model> {
-        match self.send(prepared, None).await? {
+        match self.send(prepared, Submitter::Known).await? {
             Answer::Stored(row, _) => Ok(*row),
             Answer::SessionRejected => anyhow::bail!("a lead without a session was rejected"),
         }
@@ -677,7 +679,10 @@ impl Dispatcher {
         user_id: String,
         session_id: String,
     ) -> anyhow::Result<Option<(lead::Model, User)>> {
-        match self.send(prepared, Some((user_id, session_id))).await? {
+        match self
+            .send(prepared, Submitter::Unchecked(user_id, session_id))
+            .await?
+        {
             Answer::Stored(row, Some(user)) => Ok(Some((*row, user))),
             Answer::Stored(..) => anyhow::bail!("a checked lead came back without its account"),
             Answer::SessionRejected => Ok(None),
@@ -690,8 +695,10 @@ impl Dispatcher {
 async fn check_sessions(checks: &DatabaseConnection, batch: Vec<Job>) -> Vec<Job> {
     let sessions: Vec<(&str, &str)> = batch
         .iter()
-        .filter_map(|j| j.session.as_ref())
-        .map(|(u, s)| (u.as_str(), s.as_str()))
+        .filter_map(|j| match &j.submitter {
+            Submitter::Unchecked(u, s) => Some((u.as_str(), s.as_str())),
+            _ => None,
+        })
         .collect();
     if sessions.is_empty() {
         return batch;
@@ -702,7 +709,7 @@ async fn check_sessions(checks: &DatabaseConnection, batch: Vec<Job>) -> Vec<Job
             let e = anyhow::Error::new(e).context("checking the sessions of a lead batch");
             let mut kept = Vec::new();
             for job in batch {
-                if job.session.is_some() {
+                if let Submitter::Unchecked(..) = job.submitter {
                     let _ = job.reply.send(Err(anyhow::anyhow!("{e:#}")));
                 } else {
                     kept.push(job);
@@ -713,15 +720,17 @@ async fn check_sessions(checks: &DatabaseConnection, batch: Vec<Job>) -> Vec<Job
     };
     let mut kept = Vec::with_capacity(batch.len());
     for mut job in batch {
-        let Some(session) = job.session.take() else {
+        let Submitter::Unchecked(user_id, session_id) =
+            std::mem::replace(&mut job.submitter, Submitter::Known)
+        else {
             kept.push(job);
             continue;
         };
-        match found.get(&session) {
+        match found.get(&(user_id, session_id)) {
             Some(user) => {
                 job.org_id = user.org_id.clone();
                 job.prepared.row.org_id = user.org_id.clone();
-                job.user = Some(user.clone());
+                job.submitter = Submitter::Checked(user.clone());
                 kept.push(job);
             }
             None => {
@@ -788,7 +797,11 @@ async fn run_batch(db: &DatabaseConnection, rosters: &RosterCache, org_id: Strin
     let mut replies = Vec::with_capacity(jobs.len());
     for job in jobs {
         prepared.push(job.prepared);
-        replies.push((job.reply, job.user));
+        let user = match job.submitter {
+            Submitter::Checked(user) => Some(user),
+            Submitter::Known | Submitter::Unchecked(..) => None,
+        };
+        replies.push((job.reply, user));
     }
     let rows: Vec<lead::Model> = prepared.iter().map(|p| p.row.clone()).collect();
     let started = std::time::Instant::now();
