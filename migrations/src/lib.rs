@@ -28,6 +28,7 @@ mod m20261127_000022_lead_pool_index;
 mod m20261127_000023_lead_team_index;
 mod m20261127_000024_upload_lease_age_index;
 mod m20261127_000025_open_deal_counts;
+mod m20261127_000026_packed_decision_records;
 mod util;
 
 pub struct Migrator;
@@ -61,6 +62,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000023_lead_team_index::Migration),
             Box::new(m20261127_000024_upload_lease_age_index::Migration),
             Box::new(m20261127_000025_open_deal_counts::Migration),
+            Box::new(m20261127_000026_packed_decision_records::Migration),
         ]
     }
 }

@@ -266,6 +266,9 @@ fn unnest_insert<A: sea_orm::ActiveModelTrait>(
             ColumnType::TimestampWithTimeZone => {
                 ("timestamptz", Some(ArrayType::TimeDateTimeWithTimeZone))
             }
+            ColumnType::Blob | ColumnType::VarBinary(_) | ColumnType::Binary(_) => {
+                ("bytea", Some(ArrayType::Bytes))
+            }
             ColumnType::Json => ("json", None),
             ColumnType::JsonBinary => ("jsonb", None),
             other => {

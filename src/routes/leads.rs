@@ -477,7 +477,7 @@ async fn lead_decisions(
         rows.into_iter()
             .map(|d| {
                 Ok(DecisionView {
-                    record: serde_json::from_str(&d.record).map_err(ApiError::internal)?,
+                    record: repo::record_json(&d.record).map_err(ApiError::internal)?,
                     id: d.id,
                     kind: d.kind,
                     rule_set_version: d.rule_set_version,
@@ -521,7 +521,7 @@ async fn explain_lead(
         .rep_id
         .or_else(|| d.rep_id.clone())
         .unwrap_or_default();
-    let record: Value = serde_json::from_str(&d.record).map_err(ApiError::internal)?;
+    let record = repo::record_json(&d.record).map_err(ApiError::internal)?;
     if d.kind == "existing_owner" {
         let chosen = d.rep_id.as_deref() == Some(rep_id.as_str());
         return Ok(web::Json(json!({

@@ -12,9 +12,10 @@ pub struct Model {
     pub kind: String,
     pub rule_set_version: Option<i32>,
     pub rep_id: Option<String>,
-    /// JSON text (docs/leads.md): written in one pass from typed values, stored as text.
-    #[sea_orm(column_type = "Text")]
-    pub record: String,
+    /// JSON text, or a zstd frame of it for large records (`db::leads::RecordCodec`,
+    /// migration 000026); read with `db::leads::record_json`.
+    #[sea_orm(column_type = "Blob")]
+    pub record: Vec<u8>,
     pub decided_at: TimeDateTimeWithTimeZone,
 }
 

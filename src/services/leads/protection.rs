@@ -36,7 +36,7 @@ pub async fn expire(
             kind: "expired",
             rule_set_version: None,
             rep_id: Some(&owner),
-            record: json!({"previous_owner": owner, "protection_ended_at": row.protection_ends_at, "reclaim_blocked_until": now + reclaim_block}).to_string(),
+            record: json!({"previous_owner": owner, "protection_ended_at": row.protection_ends_at, "reclaim_blocked_until": now + reclaim_block}).to_string().into_bytes(),
             at: now,
         })
         .await?;
@@ -151,7 +151,7 @@ pub async fn claim(
         kind: "claim",
         rule_set_version: None,
         rep_id: Some(&caller.user_id),
-        record: json!({"claimed_by": caller.user_id, "load_milli": me.load_milli(), "capacity": me.capacity, "protection_ends_at": ends}).to_string(),
+        record: json!({"claimed_by": caller.user_id, "load_milli": me.load_milli(), "capacity": me.capacity, "protection_ends_at": ends}).to_string().into_bytes(),
         at: now,
     })
     .await?;
@@ -284,7 +284,7 @@ pub async fn reassign(
         kind: "reassign",
         rule_set_version: None,
         rep_id: Some(&to.id),
-        record: json!({"by": caller.user_id, "from": from, "from_team": row.team_id, "to_team": to.team_id, "moved_team": moved}).to_string(),
+        record: json!({"by": caller.user_id, "from": from, "from_team": row.team_id, "to_team": to.team_id, "moved_team": moved}).to_string().into_bytes(),
         at: now,
     })
     .await?;
