@@ -1163,6 +1163,107 @@ async fn a_batch_of_intakes_takes_one_turn_fills_reps_in_order_and_keeps_one_own
     );
 }
 
+/// A batch large enough to be decided in two halves (the first half's leads inserted while the
+/// second half is decided): a lead of an owned customer (its history read while the insert is in
+/// flight), a customer repeated across the halves, a lead stored earlier and waiting, and reps
+/// filling up on the way all come out as one in-order pass would leave them, and stored so.
+#[tokio::test]
+async fn a_batch_decided_in_two_halves_stores_every_lead_as_decided() {
+    use fieldproof::db::entities::{lead, lead_decision};
+    use leads::dispatch::{Prepared, decide_batch};
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    let app = spawn_app_with(|s| s.jobs = false).await;
+    profile(&app, "rep_a", 15, &["浙江"], true).await;
+    profile(&app, "rep_b", 15, &["浙江"], true).await;
+    profile(&app, "rep_south", 15, &["广东"], false).await;
+    app.customer_of("rep_south", "杭州戊机械有限公司").await;
+    let now = fieldproof::db::now();
+    let mut waiting = leads::new_row(
+        &app.org_id,
+        draft("早到等待机械有限公司"),
+        &leads::Origin::default(),
+        now,
+    );
+    waiting.needs_assignment = sea_orm::Set(true);
+    let waiting_id = lead::Entity::insert(waiting)
+        .exec(&app.db)
+        .await
+        .unwrap()
+        .last_insert_id;
+    let waiting = fieldproof::db::leads::find(&app.db, &waiting_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let before = turns(&app).await;
+    let mut batch = Vec::new();
+    for i in 0..40 {
+        batch.push(match i {
+            24 => Prepared::new(leads::new_lead(
+                &app.org_id,
+                draft("杭州戊机械有限公司"),
+                &leads::Origin::default(),
+                now,
+            )),
+            27 => Prepared::new(leads::new_lead(
+                &app.org_id,
+                draft("批量3号机械（中国）有限公司"),
+                &leads::Origin::default(),
+                now,
+            )),
+            30 => Prepared::waiting(waiting.clone()),
+            _ => Prepared::new(leads::new_lead(
+                &app.org_id,
+                draft(&format!("批量{i}号机械有限公司")),
+                &leads::Origin::default(),
+                now,
+            )),
+        });
+    }
+    let done = decide_batch(&app.db, &Default::default(), &app.org_id, batch)
+        .await
+        .unwrap();
+
+    assert_eq!(turns(&app).await, before + 1, "one turn");
+    assert_eq!(done.len(), 40);
+    assert!(done.iter().all(|d| d.decided));
+    assert_eq!(
+        done[24].row.owner_id.as_deref(),
+        Some(app.users["rep_south"].as_str())
+    );
+    assert_eq!(done[24].row.assigned_by.as_deref(), Some("existing_owner"));
+    assert_eq!(done[27].row.owner_id, done[3].row.owner_id);
+    assert_eq!(done[27].row.assigned_by.as_deref(), Some("existing_owner"));
+    assert_eq!(done[30].row.id, waiting_id);
+    assert_eq!(
+        done[30].row.status, "assigned",
+        "the 29th rule lead still finds room"
+    );
+    // Room for 30 in East (South is away): the leads fill it in order, the repeated customer
+    // taking one place; the nine after the waiting lead stay in the pool.
+    for rep in ["rep_a", "rep_b"] {
+        let n = done
+            .iter()
+            .filter(|d| d.row.owner_id.as_deref() == Some(app.users[rep].as_str()))
+            .count();
+        assert_eq!(n, 15, "{rep}");
+    }
+    assert!(done[..31].iter().all(|d| d.row.status == "assigned"));
+    assert!(done[31..].iter().all(|d| d.row.status == "pool"));
+    for d in &done {
+        let stored = fieldproof::db::leads::find(&app.db, &d.row.id)
+            .await
+            .unwrap()
+            .expect("stored");
+        assert_eq!(stored, d.row);
+        let decisions = lead_decision::Entity::find()
+            .filter(lead_decision::Column::LeadId.eq(d.row.id.as_str()))
+            .count(&app.db)
+            .await
+            .unwrap();
+        assert_eq!(decisions, 1, "{}", d.row.company);
+    }
+}
+
 #[tokio::test]
 async fn every_rep_of_a_large_team_is_explained_from_a_compact_record() {
     use fieldproof::db::entities::{rep_profile, user};

@@ -39,6 +39,10 @@ use tokio::sync::{mpsc, oneshot};
 /// Most leads one batch takes (one transaction; its multi-row statements are chunked anyway).
 pub const MAX_BATCH: usize = 256;
 
+/// A batch with at least this many leads to decide is decided and inserted in two halves (see
+/// [`decide_batch`]); below it one more statement would cost more than the overlap saves.
+const SPLIT_FROM: usize = 32;
+
 /// Each org's rep roster as last read, with the roster version it was read at
 /// ([`repo::roster_version`], bumped by database triggers on every change to the org's users,
 /// rep profiles and teams). A batch reads the version (one row) and the roster only when the
@@ -300,14 +304,17 @@ pub async fn decide_batch(
             .collect();
     phases.mark("owners");
 
-    let mut new_rows = Vec::new();
     let mut decisions: Vec<PendingDecision> = Vec::new();
     let mut codec = repo::RecordCodec::new()?;
     let mut notices: Vec<Notice> = Vec::new();
     let mut touched: Vec<String> = Vec::new();
     let mut managers: Option<Vec<String>> = None;
     let mut stats = (0u64, 0u64, 0u64);
-    for (position, item) in live {
+    // Decide one lead (in order: each decision sees the loads the ones before it left); a new
+    // lead's row to insert comes back.
+    let mut decide = async |position: usize,
+                            item: Prepared|
+           -> anyhow::Result<Option<lead::ActiveModel>> {
         let mut row = item.row;
         let customer = customers.get(&row.id).cloned();
         let speed = customer
@@ -428,21 +435,48 @@ pub async fn decide_batch(
             active_owners.insert(owner.clone());
             owned.remember(&row);
         }
-        if item.is_new {
-            new_rows.push(insertable(row.clone()));
+        let insert = if item.is_new {
+            Some(insertable(row.clone()))
         } else {
             write_waiting(&txn, &row).await?;
-        }
+            None
+        };
         done[position] = Some(Done { row, decided: true });
+        Ok(insert)
+    };
+    // Deciding is this task's CPU, inserting is the database's: the first half's leads are
+    // inserted while the second half is decided, and the second half's while the records are
+    // packed. (`biased`: the insert is polled first, so its statement is on its way before the
+    // deciding takes this thread; a lead of an existing owner whose history must be read waits
+    // for the insert, the transaction's connection is one.)
+    let second = live.split_off(if live.len() >= SPLIT_FROM {
+        live.len() / 2
+    } else {
+        live.len()
+    });
+    let mut first_rows = Vec::with_capacity(live.len());
+    for (position, item) in live {
+        first_rows.extend(decide(position, item).await?);
     }
-
+    let (inserted, decided) = tokio::join!(
+        biased;
+        repo::insert_leads(&txn, first_rows),
+        async {
+            let mut rows = Vec::with_capacity(second.len());
+            for (position, item) in second {
+                rows.extend(decide(position, item).await?);
+            }
+            Ok::<_, anyhow::Error>(rows)
+        }
+    );
+    inserted?;
+    let second_rows = decided?;
     phases.mark("decide");
-    // The large records are compressed (~8 µs each at 1,000 reps) while the database inserts
-    // the leads: the insert is sent on the first poll, then the packing runs to its end on this
-    // task while PostgreSQL's backend (or SQLite's worker thread) does the insert.
+    // The large records are compressed (~8 µs each at 1,000 reps) while the second half's
+    // leads are inserted.
     let (inserted, packed) = tokio::join!(
         biased;
-        repo::insert_leads(&txn, new_rows),
+        repo::insert_leads(&txn, second_rows),
         async {
             decisions.iter_mut().try_for_each(|d| {
                 d.record = codec.store(std::mem::take(&mut d.record))?;
