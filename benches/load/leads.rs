@@ -146,7 +146,10 @@ pub async fn bench_leads(cfg: &Config, name: &str, backend: Backend) {
     // burst could land in that writeback and wait for it in its commit's WAL flush (one
     // PostgreSQL run's COMMITs took 154, 58 and 17 ms in three bursts in a row).
     let synced = std::process::Command::new("sync").status();
-    assert!(synced.as_ref().is_ok_and(|s| s.success()), "sync: {synced:?}");
+    assert!(
+        synced.as_ref().is_ok_and(|s| s.success()),
+        "sync: {synced:?}"
+    );
     println!(
         "seeded in {:.1} s: {} leads, {} open deals, 1,000 reps in 10 teams (every 25th on leave)",
         started.elapsed().as_secs_f64(),
