@@ -1271,7 +1271,7 @@ async fn every_rep_of_a_large_team_is_explained_from_a_compact_record() {
     let app = spawn_app_with(|s| s.jobs = false).await;
     let now = fieldproof::db::now();
     let mut ids = Vec::new();
-    for i in 0..30 {
+    for i in 0..60 {
         let id = fieldproof::db::new_id();
         user::Entity::insert(user::ActiveModel {
             id: Set(id.clone()),
@@ -1292,8 +1292,8 @@ async fn every_rep_of_a_large_team_is_explained_from_a_compact_record() {
             regions: Set(json!(["浙江"])),
             product_expertise: Set(json!([])),
             capacity: Set(10),
-            // The last five are on leave.
-            available: Set(i < 25),
+            // The last ten are on leave.
+            available: Set(i < 50),
             updated_at: Set(now),
         })
         .exec_without_returning(&app.db)
@@ -1319,7 +1319,7 @@ async fn every_rep_of_a_large_team_is_explained_from_a_compact_record() {
         }
     };
     let first = explain(ids[0].clone()).await;
-    assert_eq!(first["candidates_total"], 25, "{first}");
+    assert_eq!(first["candidates_total"], 50, "{first}");
     assert_eq!(first["candidates"].as_array().map(Vec::len), Some(20));
     let listed: Vec<&str> = first["candidates"]
         .as_array()
@@ -1327,10 +1327,10 @@ async fn every_rep_of_a_large_team_is_explained_from_a_compact_record() {
         .iter()
         .map(|c| s(&c["rep_id"]))
         .collect();
-    let last = ids[..25]
+    let last = ids[..50]
         .iter()
         .find(|id| !listed.contains(&id.as_str()))
-        .expect("five candidates are below the twenty shown");
+        .expect("thirty candidates are below the twenty shown");
     let below = explain(last.clone()).await;
     assert_eq!(below["rep"]["verdict"], "outranked", "{below}");
     assert!(
@@ -1338,7 +1338,7 @@ async fn every_rep_of_a_large_team_is_explained_from_a_compact_record() {
         "{below}"
     );
     assert_eq!(below["rep"]["candidate"]["capacity"], 10);
-    let away = explain(ids[27].clone()).await;
+    let away = explain(ids[55].clone()).await;
     assert_eq!(away["rep"]["verdict"], "excluded", "{away}");
     assert_eq!(away["rep"]["reason"]["code"], "unavailable");
     let chosen = explain(s(&lead["owner_id"]).to_owned()).await;
@@ -1355,13 +1355,13 @@ async fn every_rep_of_a_large_team_is_explained_from_a_compact_record() {
         .unwrap();
     let record = &decisions[0]["record"]["decision"];
     assert_eq!(
-        record["roster_size"], 30,
+        record["roster_size"], 60,
         "the reps with a profile: {record}"
     );
-    assert!(!record.to_string().contains(&ids[27]), "{record}");
+    assert!(!record.to_string().contains(&ids[55]), "{record}");
 
-    // Stored as a zstd frame (migration 000026), under two thirds of its JSON text (~a quarter
-    // at 1,000 reps).
+    // Stored as a zstd frame (migration 000026: ~1.4 KB of JSON here, well past `PACK_FROM`), under
+    // two thirds of its JSON text (~a quarter at 1,000 reps).
     use fieldproof::db::entities::lead_decision;
     use fieldproof_migrations::{Migrator, MigratorTrait};
     use sea_orm::{ColumnTrait, QueryFilter, sea_query::Expr};
@@ -1374,6 +1374,11 @@ async fn every_rep_of_a_large_team_is_explained_from_a_compact_record() {
             .unwrap()
     };
     let json_text = serde_json::to_vec(&decisions[0]["record"]).unwrap();
+    assert!(
+        json_text.len() > fieldproof::db::leads::RecordCodec::PACK_FROM + 256,
+        "{} bytes of JSON",
+        json_text.len()
+    );
     let packed = stored().await.record;
     assert!(packed.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]), "not packed");
     assert!(
