@@ -458,25 +458,29 @@ pub async fn decide_batch(
     for (position, item) in live {
         first_rows.extend(decide(position, item).await?);
     }
-    let (inserted, decided) = tokio::join!(
-        biased;
-        repo::insert_leads(&txn, first_rows),
-        async {
-            let mut rows = Vec::with_capacity(second.len());
-            for (position, item) in second {
-                rows.extend(decide(position, item).await?);
+    let rows_left = if second.is_empty() {
+        first_rows
+    } else {
+        let (inserted, decided) = tokio::join!(
+            biased;
+            repo::insert_leads(&txn, first_rows),
+            async {
+                let mut rows = Vec::with_capacity(second.len());
+                for (position, item) in second {
+                    rows.extend(decide(position, item).await?);
+                }
+                Ok::<_, anyhow::Error>(rows)
             }
-            Ok::<_, anyhow::Error>(rows)
-        }
-    );
-    inserted?;
-    let second_rows = decided?;
+        );
+        inserted?;
+        decided?
+    };
     phases.mark("decide");
-    // The large records are compressed (~8 µs each at 1,000 reps) while the second half's
-    // leads are inserted.
+    // The large records are compressed (~8 µs each at 1,000 reps) while the leads left (the
+    // second half, or a small batch's all) are inserted.
     let (inserted, packed) = tokio::join!(
         biased;
-        repo::insert_leads(&txn, second_rows),
+        repo::insert_leads(&txn, rows_left),
         async {
             decisions.iter_mut().try_for_each(|d| {
                 d.record = codec.store(std::mem::take(&mut d.record))?;
