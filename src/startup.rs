@@ -61,9 +61,10 @@ impl Application {
         let reads = db::connect_reader(&settings, &db).await?;
         let dispatcher = db::connect_dispatcher(&settings, &db).await?;
         // Where the dispatcher checks the accounts of a batch: beside SQLite's one writer, on
-        // PostgreSQL on its own connections (not queued behind the requests).
+        // PostgreSQL on connections of its own (not queued behind the requests, nor behind
+        // its transactions; they also read the rep loads).
         let checks = match db.get_database_backend() {
-            sea_orm::DbBackend::Postgres => dispatcher.clone(),
+            sea_orm::DbBackend::Postgres => db::connect_dispatcher_reads(&settings).await?,
             _ => reads.clone(),
         };
         let state = AppState {

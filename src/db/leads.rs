@@ -383,6 +383,37 @@ pub async fn apply_loads<C: ConnectionTrait>(
     now: OffsetDateTime,
     reps: &mut [RepSnapshot],
 ) -> anyhow::Result<()> {
+    read_loads(db, org_id, now).await?.apply(reps);
+    Ok(())
+}
+
+/// The org's rep loads and last-assignment times as committed (or as `db`'s transaction sees
+/// them), per rep id: what [`apply_loads`] fills in.
+pub struct Loads {
+    last: HashMap<String, Option<OffsetDateTime>>,
+    protected: HashMap<String, u32>,
+    pending: HashMap<String, u32>,
+    deal_load: HashMap<String, u64>,
+}
+
+impl Loads {
+    pub fn apply(&self, reps: &mut [RepSnapshot]) {
+        for r in reps.iter_mut() {
+            r.protected_leads = self.protected.get(&r.id).copied().unwrap_or(0);
+            r.pending_leads = self.pending.get(&r.id).copied().unwrap_or(0);
+            r.deal_load_milli = self.deal_load.get(&r.id).copied().unwrap_or(0);
+            r.last_assigned_at = self.last.get(&r.id).copied().flatten();
+        }
+    }
+}
+
+/// Read [`Loads`]: three statements, sent side by side (on a pool each may run on a
+/// connection of its own; in a transaction they queue on its one connection).
+pub async fn read_loads<C: ConnectionTrait>(
+    db: &C,
+    org_id: &str,
+    now: OffsetDateTime,
+) -> anyhow::Result<Loads> {
     use sea_orm::QueryTrait;
     use sea_orm::sea_query::{CaseStatement, Func};
     // All of the org's rows (no IN list of 1,000 ids): one per rep that was ever assigned.
@@ -397,16 +428,6 @@ pub async fn apply_loads<C: ConnectionTrait>(
         .column(lead_rep_state::Column::LastAssignedAt)
         .filter(lead_rep_state::Column::UserId.in_subquery(in_org))
         .into_query();
-    let mut last: HashMap<String, Option<OffsetDateTime>> = HashMap::new();
-    for (user, at) in
-        rows_as_one::<(String, Option<String>), _>(db, states, "user_id, last_assigned_at").await?
-    {
-        let at = at
-            .map(|t| OffsetDateTime::parse(&t, &Rfc3339))
-            .transpose()
-            .context("lead_rep_states.last_assigned_at")?;
-        last.insert(user, at);
-    }
     // Open leads only, summed per owner by the database from the index alone
     // (`leads_org_status_owner_load_idx` carries both columns the sums look at): one row
     // per rep, however many leads they hold.
@@ -429,8 +450,27 @@ pub async fn apply_loads<C: ConnectionTrait>(
         .filter(lead::Column::Status.eq(ASSIGNED))
         .group_by(lead::Column::OwnerId)
         .into_query();
-    let open: Vec<(Option<String>, Option<i64>, Option<i64>)> =
-        rows_as_one(db, sums, "owner_id, protected, pending").await?;
+    let (states, open, deals) = tokio::try_join!(
+        rows_as_one::<(String, Option<String>), _>(db, states, "user_id, last_assigned_at"),
+        rows_as_one::<(Option<String>, Option<i64>, Option<i64>), _>(
+            db,
+            sums,
+            "owner_id, protected, pending"
+        ),
+        rows_as_one::<(String, String, u64), _>(
+            db,
+            open_deal_counts_query(org_id),
+            "owner_id, node_key, deals"
+        ),
+    )?;
+    let mut last: HashMap<String, Option<OffsetDateTime>> = HashMap::new();
+    for (user, at) in states {
+        let at = at
+            .map(|t| OffsetDateTime::parse(&t, &Rfc3339))
+            .transpose()
+            .context("lead_rep_states.last_assigned_at")?;
+        last.insert(user, at);
+    }
     let mut protected: HashMap<String, u32> = HashMap::new();
     let mut pending: HashMap<String, u32> = HashMap::new();
     for (owner, in_window, unworked) in open {
@@ -441,12 +481,6 @@ pub async fn apply_loads<C: ConnectionTrait>(
     }
     let template = fieldproof_domain::pipeline::default_template::default_template();
     let nodes = template.nodes.len();
-    let deals: Vec<(String, String, u64)> = rows_as_one(
-        db,
-        open_deal_counts_query(org_id),
-        "owner_id, node_key, deals",
-    )
-    .await?;
     let mut deal_load: HashMap<String, u64> = HashMap::new();
     for (owner, node, count) in deals {
         let position = Some(node.as_str())
@@ -454,13 +488,12 @@ pub async fn apply_loads<C: ConnectionTrait>(
             .and_then(|k| template.position(k));
         *deal_load.entry(owner).or_default() += deal_weight_milli(position, nodes) * count;
     }
-    for r in reps.iter_mut() {
-        r.protected_leads = protected.get(&r.id).copied().unwrap_or(0);
-        r.pending_leads = pending.get(&r.id).copied().unwrap_or(0);
-        r.deal_load_milli = deal_load.get(&r.id).copied().unwrap_or(0);
-        r.last_assigned_at = last.get(&r.id).copied().flatten();
-    }
-    Ok(())
+    Ok(Loads {
+        last,
+        protected,
+        pending,
+        deal_load,
+    })
 }
 
 /// Open deals of the org per owner and node, as the triggers of migration 000025 keep them

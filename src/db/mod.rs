@@ -431,6 +431,21 @@ pub async fn connect_dispatcher(
 /// One per org batch running at once (batches of different orgs run side by side).
 const DISPATCHER_CONNECTIONS: u32 = 2;
 
+/// PostgreSQL: the lead dispatcher's reads outside its transactions — the accounts of a batch's
+/// sessions and, once a batch has its turn, the rep loads (three statements side by side). A
+/// pool of its own: a batch holding a transaction may wait for one of these, never the reverse.
+pub async fn connect_dispatcher_reads(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
+    let url = settings.database_url();
+    Database::connect(pool_options(
+        url.expose_secret(),
+        DISPATCHER_READ_CONNECTIONS,
+    ))
+    .await
+    .context("opening the lead dispatcher's read connections")
+}
+
+const DISPATCHER_READ_CONNECTIONS: u32 = 3;
+
 pub async fn migrate_up(db: &DatabaseConnection) -> anyhow::Result<()> {
     Migrator::up(db, None).await.context("applying migrations")
 }

@@ -8,6 +8,13 @@ use fieldproof::services::leads::{self, protection};
 use reqwest::Method;
 use serde_json::{Value, json};
 
+/// Where a batch called directly reads its rep loads: as the dispatcher does, from other
+/// connections on PostgreSQL (the test pool), in the transaction on SQLite.
+fn loads_pool(app: &TestApp) -> Option<&sea_orm::DatabaseConnection> {
+    use sea_orm::DbBackend;
+    (app.db.get_database_backend() == DbBackend::Postgres).then_some(&app.db)
+}
+
 async fn profile(app: &TestApp, user: &str, capacity: i32, regions: &[&str], available: bool) {
     let admin = app.token("admin").await;
     let response = app
@@ -1084,9 +1091,15 @@ async fn a_batch_of_intakes_takes_one_turn_fills_reps_in_order_and_keeps_one_own
         let row = leads::new_lead(&app.org_id, draft(company), &leads::Origin::default(), now);
         batch.push(Prepared::new(row));
     }
-    let done = decide_batch(&app.db, &Default::default(), &app.org_id, batch)
-        .await
-        .unwrap();
+    let done = decide_batch(
+        &app.db,
+        loads_pool(&app),
+        &Default::default(),
+        &app.org_id,
+        batch,
+    )
+    .await
+    .unwrap();
 
     assert_eq!(
         turns(&app).await,
@@ -1219,9 +1232,15 @@ async fn a_batch_decided_in_two_halves_stores_every_lead_as_decided() {
             )),
         });
     }
-    let done = decide_batch(&app.db, &Default::default(), &app.org_id, batch)
-        .await
-        .unwrap();
+    let done = decide_batch(
+        &app.db,
+        loads_pool(&app),
+        &Default::default(),
+        &app.org_id,
+        batch,
+    )
+    .await
+    .unwrap();
 
     assert_eq!(turns(&app).await, before + 1, "one turn");
     assert_eq!(done.len(), 40);

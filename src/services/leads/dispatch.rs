@@ -48,7 +48,11 @@ const SPLIT_FROM: usize = 32;
 /// rep profiles and teams). A batch reads the version (one row) and the roster only when the
 /// version moved. Cheap to clone; clones share the entries.
 #[derive(Clone, Default)]
-pub struct RosterCache(Arc<Mutex<HashMap<String, VersionedRoster>>>);
+pub struct RosterCache {
+    rosters: Arc<Mutex<HashMap<String, VersionedRoster>>>,
+    /// Per org, the content id of the roster a committed batch of this process stored last.
+    saved: Arc<Mutex<HashMap<String, String>>>,
+}
 
 /// A roster and the roster version it was read at.
 type VersionedRoster = (i64, Arc<Vec<RepSnapshot>>);
@@ -66,7 +70,7 @@ impl RosterCache {
             return repo::rep_roster(db, org_id).await;
         };
         let cached = self
-            .0
+            .rosters
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(org_id)
@@ -78,11 +82,28 @@ impl RosterCache {
         }
         let reps = repo::rep_roster(db, org_id).await?;
         metrics::counter!("fieldproof_lead_roster_reads_total", "from" => "database").increment(1);
-        self.0
+        self.rosters
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(org_id.to_owned(), (version, Arc::new(reps.clone())));
         Ok(reps)
+    }
+
+    /// Whether roster `id` of the org is known to be stored (a batch that saved it committed).
+    fn is_saved(&self, org_id: &str, id: &str) -> bool {
+        self.saved
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(org_id)
+            .is_some_and(|saved| saved == id)
+    }
+
+    /// Remember roster `id` as stored, once the batch that saved it (or found it) committed.
+    fn saved(&self, org_id: &str, id: &str) {
+        let mut saved = self.saved.lock().unwrap_or_else(PoisonError::into_inner);
+        if saved.get(org_id).is_none_or(|s| s != id) {
+            saved.insert(org_id.to_owned(), id.to_owned());
+        }
     }
 }
 
@@ -183,12 +204,11 @@ struct Phases(std::time::Instant);
 
 /// The phases a batch reports, in the order it runs them: the accounts of its sessions checked
 /// (`check`, for the whole batch before it is split by org), then [`decide_batch`]'s.
-pub const BATCH_PHASES: [&str; 11] = [
+pub const BATCH_PHASES: [&str; 10] = [
     "check",
     "reads",
     "turn",
     "loads",
-    "owners",
     "decide",
     "insert_leads",
     "insert_decisions",
@@ -212,8 +232,12 @@ impl Phases {
 }
 
 /// Decide and write a batch of one org's leads under one turn. Results are in input order.
+/// `loads_from`: a pool the rep loads are read from once the turn is taken, beside the
+/// transaction's own statements (PostgreSQL; never the pool `db`'s transactions hold a
+/// connection of while they wait for it); `None`: read in the transaction.
 pub async fn decide_batch(
     db: &DatabaseConnection,
+    loads_from: Option<&DatabaseConnection>,
     rosters: &RosterCache,
     org_id: &str,
     items: Vec<Prepared>,
@@ -247,62 +271,81 @@ pub async fn decide_batch(
     let txn = db.begin().await?;
     repo::take_turn(&txn, org_id).await?;
     let now = db::now();
-    repo::save_roster(&txn, org_id, &batch.roster, &id_refs, now).await?;
+    // The roster is content-addressed: once a batch with it has committed, this process skips
+    // the insert (~35 KB of rep ids at 1,000 reps).
+    if !rosters.is_saved(org_id, &batch.roster) {
+        repo::save_roster(&txn, org_id, &batch.roster, &id_refs, now).await?;
+    }
     phases.mark("turn");
 
-    // Rows stored earlier may have been decided meanwhile: re-read them inside the turn.
-    let mut done: Vec<Option<Done>> = Vec::with_capacity(items.len());
-    let mut live: Vec<(usize, Prepared)> = Vec::new();
-    for (position, mut item) in items.into_iter().enumerate() {
-        if !item.is_new {
-            match repo::find(&txn, &item.row.id).await? {
-                Some(row) if row.status == repo::POOL && row.needs_assignment => item.row = row,
-                Some(row) => {
-                    done.push(Some(Done {
-                        row,
-                        decided: false,
-                    }));
-                    continue;
-                }
-                None => {
-                    done.push(Some(Done {
-                        row: item.row,
-                        decided: false,
-                    }));
-                    continue;
+    // With the turn taken, every batch before this one (any process) has committed: on
+    // PostgreSQL the rep loads are read from that committed state on other connections, side
+    // by side with this transaction's own statements below.
+    let loads_read = async {
+        match loads_from {
+            Some(pool) => repo::read_loads(pool, org_id, now).await.map(Some),
+            None => Ok(None),
+        }
+    };
+    let in_turn = async {
+        // Rows stored earlier may have been decided meanwhile: re-read them inside the turn.
+        let mut done: Vec<Option<Done>> = Vec::with_capacity(items.len());
+        let mut live: Vec<(usize, Prepared)> = Vec::new();
+        for (position, mut item) in items.into_iter().enumerate() {
+            if !item.is_new {
+                match repo::find(&txn, &item.row.id).await? {
+                    Some(row) if row.status == repo::POOL && row.needs_assignment => item.row = row,
+                    Some(row) => {
+                        done.push(Some(Done {
+                            row,
+                            decided: false,
+                        }));
+                        continue;
+                    }
+                    None => {
+                        done.push(Some(Done {
+                            row: item.row,
+                            decided: false,
+                        }));
+                        continue;
+                    }
                 }
             }
+            done.push(None);
+            live.push((position, item));
         }
-        done.push(None);
-        live.push((position, item));
-    }
-    repo::apply_loads(&txn, org_id, now, &mut reps).await?;
-    phases.mark("loads");
-
-    // Dedup against owned leads, inside the turn: a lead of the same customer that another
-    // process assigned a moment ago is visible here.
-    let company_keys: Vec<&str> = live
-        .iter()
-        .map(|(_, p)| p.row.company_key.as_str())
-        .collect();
-    let phone_keys: Vec<&str> = live
-        .iter()
-        .filter_map(|(_, p)| p.row.phone_key.as_deref())
-        .collect();
-    let mut owned = OwnedLeads::from_rows(
-        repo::owned_with_keys(&txn, org_id, &company_keys, &phone_keys).await?,
-    );
-    let maybe_owners: Vec<&str> = customers
-        .values()
-        .map(|c| c.owner_id.as_str())
-        .chain(owned.owners())
-        .collect();
-    let mut active_owners: std::collections::HashSet<String> =
-        db::users::of_org_among(&txn, org_id, &maybe_owners, true)
-            .await?
-            .into_iter()
+        // Dedup against owned leads, inside the turn: a lead of the same customer that another
+        // process assigned a moment ago is visible here.
+        let company_keys: Vec<&str> = live
+            .iter()
+            .map(|(_, p)| p.row.company_key.as_str())
             .collect();
-    phases.mark("owners");
+        let phone_keys: Vec<&str> = live
+            .iter()
+            .filter_map(|(_, p)| p.row.phone_key.as_deref())
+            .collect();
+        let owned = OwnedLeads::from_rows(
+            repo::owned_with_keys(&txn, org_id, &company_keys, &phone_keys).await?,
+        );
+        let maybe_owners: Vec<&str> = customers
+            .values()
+            .map(|c| c.owner_id.as_str())
+            .chain(owned.owners())
+            .collect();
+        let active_owners: std::collections::HashSet<String> =
+            db::users::of_org_among(&txn, org_id, &maybe_owners, true)
+                .await?
+                .into_iter()
+                .collect();
+        anyhow::Ok((done, live, owned, active_owners))
+    };
+    let (loads, in_turn) = tokio::join!(loads_read, in_turn);
+    let (mut done, mut live, mut owned, mut active_owners) = in_turn?;
+    match loads? {
+        Some(loads) => loads.apply(&mut reps),
+        None => repo::apply_loads(&txn, org_id, now, &mut reps).await?,
+    }
+    phases.mark("loads");
 
     let mut decisions: Vec<PendingDecision> = Vec::new();
     let mut codec = repo::RecordCodec::new()?;
@@ -515,6 +558,7 @@ pub async fn decide_batch(
     notify::notify_all(&txn, notices).await?;
     phases.mark("notices");
     txn.commit().await?;
+    rosters.saved(org_id, &batch.roster);
     phases.mark("commit");
     for (by, n) in [
         ("existing_owner", stats.0),
@@ -670,8 +714,9 @@ pub struct Dispatcher {
 impl Dispatcher {
     /// Start the batching task on the current runtime. `checks` is where the accounts of
     /// submitted sessions are read (SQLite: the read-only pool, beside the writer; PostgreSQL:
-    /// the dispatcher's own connections); `gather_gap` how long a forming batch waits for the
-    /// next lead ([`gather`]).
+    /// connections of their own, never the ones `db`'s transactions hold, which also read the
+    /// rep loads once a batch has its turn: see [`decide_batch`]); `gather_gap` how long a
+    /// forming batch waits for the next lead ([`gather`]).
     pub fn start(
         db: DatabaseConnection,
         checks: DatabaseConnection,
@@ -824,6 +869,10 @@ async fn run(
     mut jobs: mpsc::Receiver<Job>,
     idle: Arc<tokio::sync::Notify>,
 ) {
+    // On SQLite the loads are read in the batch's transaction: the writer's own pages, where
+    // the read-only connections would be other threads with colder caches.
+    let loads_from =
+        (checks.get_database_backend() == sea_orm::DbBackend::Postgres).then_some(&checks);
     while let Some(first) = jobs.recv().await {
         let batch = gather(first, &mut jobs, gather_gap).await;
         let mut phases = Phases::start();
@@ -836,7 +885,7 @@ async fn run(
         futures_util::future::join_all(
             by_org
                 .into_iter()
-                .map(|(org_id, jobs)| run_batch(&db, &rosters, org_id, jobs)),
+                .map(|(org_id, jobs)| run_batch(&db, loads_from, &rosters, org_id, jobs)),
         )
         .await;
         if jobs.is_empty() {
@@ -845,7 +894,13 @@ async fn run(
     }
 }
 
-async fn run_batch(db: &DatabaseConnection, rosters: &RosterCache, org_id: String, jobs: Vec<Job>) {
+async fn run_batch(
+    db: &DatabaseConnection,
+    loads_from: Option<&DatabaseConnection>,
+    rosters: &RosterCache,
+    org_id: String,
+    jobs: Vec<Job>,
+) {
     let mut prepared = Vec::with_capacity(jobs.len());
     let mut replies = Vec::with_capacity(jobs.len());
     for job in jobs {
@@ -861,10 +916,11 @@ async fn run_batch(db: &DatabaseConnection, rosters: &RosterCache, org_id: Strin
     // A panic in one batch must not stop this process's intake: it is caught here and the
     // batch's leads take the same path as a failed transaction.
     use futures_util::FutureExt;
-    let result = std::panic::AssertUnwindSafe(decide_batch(db, rosters, &org_id, prepared))
-        .catch_unwind()
-        .await
-        .unwrap_or_else(|_| Err(anyhow::anyhow!("the batch panicked")));
+    let result =
+        std::panic::AssertUnwindSafe(decide_batch(db, loads_from, rosters, &org_id, prepared))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the batch panicked")));
     metrics::histogram!("fieldproof_lead_batch_size").record(rows.len() as f64);
     metrics::histogram!("fieldproof_lead_batch_seconds").record(started.elapsed().as_secs_f64());
     match result {

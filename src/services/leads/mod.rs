@@ -314,7 +314,7 @@ pub async fn assign_pending(db: &DatabaseConnection, batch: u64) -> anyhow::Resu
                     items.push(dispatch::Prepared::waiting(row));
                 }
             }
-            progressed += dispatch::decide_batch(db, &rosters, &org_id, items)
+            progressed += dispatch::decide_batch(db, None, &rosters, &org_id, items)
                 .await?
                 .iter()
                 .filter(|d| d.decided)
