@@ -15,6 +15,40 @@ use sea_orm::{ColumnTrait, QueryFilter, QueryOrder, QuerySelect};
 
 /// Bursts sent before measuring (see where they are sent).
 const WARM_UP_BURSTS: usize = 3;
+
+/// A burst during which the ticker ([`Ticker`]) woke this much late or more was slowed by the
+/// machine: with both cores busy serving a burst, a 1 ms sleep here normally wakes 1–5 ms late
+/// (the scheduler lets the running threads finish their slice).
+const MACHINE_STALL: Duration = Duration::from_millis(10);
+
+/// The load generator's own evidence of the machine stalling: a thread of its own sleeps 1 ms at
+/// a time and keeps the largest lateness of its wake-ups since the last [`Ticker::take`]. A
+/// burst during which it was many milliseconds late ran on a machine that stopped running ready
+/// threads (the VM not scheduled by its host, memory being reclaimed), whatever the server did.
+struct Ticker(Arc<std::sync::atomic::AtomicU64>);
+
+impl Ticker {
+    fn start() -> Ticker {
+        let late_us = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let shared = late_us.clone();
+        std::thread::spawn(move || {
+            // Ends with the bench process.
+            loop {
+                let t = Instant::now();
+                std::thread::sleep(Duration::from_millis(1));
+                let late = t.elapsed().saturating_sub(Duration::from_millis(1));
+                let late = u64::try_from(late.as_micros()).unwrap_or(u64::MAX);
+                shared.fetch_max(late, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+        Ticker(late_us)
+    }
+
+    /// The largest lateness since the last call.
+    fn take(&self) -> Duration {
+        Duration::from_micros(self.0.swap(0, std::sync::atomic::Ordering::Relaxed))
+    }
+}
 const EXPERTISE: [&str; 3] = ["pumps", "valves", "motors"];
 const PROVINCES: [&str; 8] = [
     "浙江", "江苏", "上海", "广东", "福建", "山东", "四川", "湖北",
@@ -243,10 +277,25 @@ pub async fn bench_leads(cfg: &Config, name: &str, backend: Backend) {
     let mut all = Vec::new();
     let mut wall = Duration::ZERO;
     let mut statuses: BTreeMap<u16, usize> = BTreeMap::new();
+    let ticker = Ticker::start();
+    // Latencies of the bursts the ticker saw no stall in, and the stalled bursts.
+    let mut steady = Vec::new();
+    let mut stalled: Vec<(usize, Duration, Duration)> = Vec::new();
     for round in 1..=rounds {
         timeline.lock().expect("timeline").clear();
+        ticker.take();
         let run = drive(burst, burst, intake(round)).await;
-        println!("round {round}: {}", run.summary("leads"));
+        let late = ticker.take();
+        println!(
+            "round {round}: {}; ticker late by up to {:.1} ms",
+            run.summary("leads"),
+            ms(late)
+        );
+        if late >= MACHINE_STALL {
+            stalled.push((round, late, run.percentile(0.99)));
+        } else {
+            steady.extend(run.latencies.iter().copied());
+        }
         let points = timeline.lock().expect("timeline").clone();
         if !points.is_empty() {
             let column = |i: usize| {
@@ -298,6 +347,32 @@ pub async fn bench_leads(cfg: &Config, name: &str, backend: Backend) {
         ms(total.percentile(0.99)),
         pct(0.5),
         pct(0.99)
+    );
+    let steady = Run {
+        wall: Duration::ZERO,
+        latencies: steady,
+        statuses: BTreeMap::new(),
+    };
+    println!(
+        "bursts during which the load generator's ticker was {:.0} ms late or more (the machine stalled): {}; p99 of the other {} bursts {:.1} ms",
+        ms(MACHINE_STALL),
+        if stalled.is_empty() {
+            "none".to_owned()
+        } else {
+            stalled
+                .iter()
+                .map(|(round, late, p99)| {
+                    format!(
+                        "round {round} (late {:.1} ms, p99 {:.1} ms)",
+                        ms(*late),
+                        ms(*p99)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+        rounds - stalled.len(),
+        ms(steady.percentile(0.99))
     );
     println!(
         "server CPU {:.2} s ({:.2} ms/lead), load generator {:.2} ms/lead; load average {load0} → {}",
