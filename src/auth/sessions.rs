@@ -5,6 +5,7 @@ use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::state::AppState;
 use base64::Engine;
 use rand::RngCore;
+use sea_orm::TransactionTrait;
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 use time::Duration;
@@ -35,7 +36,9 @@ fn hex_lower(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-async fn issue_pair(
+/// A new pair in the family, its refresh token stored through `db` (a transaction, or the pool).
+async fn issue_pair<C: sea_orm::ConnectionTrait>(
+    db: &C,
     state: &AppState,
     user_id: &str,
     device_id: &str,
@@ -44,7 +47,7 @@ async fn issue_pair(
     let now = db::now();
     let refresh_token = new_refresh_token();
     sessions::insert(
-        &state.db,
+        db,
         sessions::NewToken {
             user_id,
             device_id,
@@ -75,7 +78,9 @@ pub async fn login(
     };
     let ok = crate::auth::password::verify(password, hash).await?;
     match (ok, user) {
-        (true, Some(user)) => issue_pair(state, &user.id, device_id, &db::new_id()).await,
+        (true, Some(user)) => {
+            issue_pair(&state.db, state, &user.id, device_id, &db::new_id()).await
+        }
         _ => Err(ApiError::new(ErrorCode::InvalidCredentials)),
     }
 }
@@ -93,19 +98,17 @@ pub async fn refresh(
     if row.revoked_at.is_some() {
         return Err(invalid());
     }
-    if row.used_at.is_some() || !sessions::mark_used(&state.db, &row.id, now).await? {
-        if lost_answer(state, &row, device_id, now).await? {
-            // The same phone, moments later, never having used what the lost answer carried:
-            // that answer's token is revoked and the phone gets a new pair.
-            sessions::revoke_unused_since(&state.db, &row.family_id, row.created_at, now).await?;
-            tracing::info!(family = %row.family_id, user = %row.user_id, "refresh retried after a lost answer");
-        } else {
+    let retried = if row.used_at.is_some() || !sessions::mark_used(&state.db, &row.id, now).await? {
+        if !lost_answer(state, &row, device_id, now).await? {
             // A rotated token came back: someone else holds a copy. End the whole session.
             sessions::revoke_family(&state.db, &row.family_id, now).await?;
             tracing::warn!(family = %row.family_id, user = %row.user_id, "refresh token reused; session revoked");
             return Err(ApiError::new(ErrorCode::RefreshTokenReused));
         }
-    }
+        true
+    } else {
+        false
+    };
     if row.expires_at <= now || device_id.is_some_and(|d| d != row.device_id) {
         return Err(invalid());
     }
@@ -115,7 +118,27 @@ pub async fn refresh(
     {
         return Err(invalid());
     }
-    issue_pair(state, &row.user_id, &row.device_id, &row.family_id).await
+    if !retried {
+        return issue_pair(
+            &state.db,
+            state,
+            &row.user_id,
+            &row.device_id,
+            &row.family_id,
+        )
+        .await;
+    }
+    // The same phone, moments later, never having used what the lost answer carried: that
+    // answer's token is revoked and the phone gets a new pair. Retries of one token are served
+    // one at a time (its row locked), each revoking what the one before it issued, so the
+    // family never holds two live refresh tokens however many retries race.
+    let txn = state.db.begin().await?;
+    sessions::lock(&txn, &row.id).await?;
+    sessions::revoke_unused_since(&txn, &row.family_id, row.created_at, now).await?;
+    let pair = issue_pair(&txn, state, &row.user_id, &row.device_id, &row.family_id).await?;
+    txn.commit().await?;
+    tracing::info!(family = %row.family_id, user = %row.user_id, "refresh retried after a lost answer");
+    Ok(pair)
 }
 
 /// Whether a used refresh token presented again is its own device retrying a refresh whose

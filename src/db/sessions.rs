@@ -5,7 +5,8 @@
 use super::entities::refresh_token;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect,
+    Set,
 };
 use time::OffsetDateTime;
 
@@ -42,6 +43,16 @@ pub async fn find_by_hash<C: ConnectionTrait>(
         .filter(refresh_token::Column::TokenHash.eq(token_hash))
         .one(db)
         .await
+}
+
+/// Lock a token's row until the transaction ends (PostgreSQL; SQLite's one writer serialises
+/// transactions anyway).
+pub async fn lock<C: ConnectionTrait>(db: &C, id: &str) -> Result<(), DbErr> {
+    refresh_token::Entity::find_by_id(id.to_owned())
+        .lock_exclusive()
+        .one(db)
+        .await
+        .map(|_| ())
 }
 
 /// Mark a token used, only if nobody else did first. Returns false when another request won

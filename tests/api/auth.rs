@@ -241,6 +241,44 @@ async fn a_refresh_whose_answer_was_lost_can_be_retried_by_the_same_phone() {
     assert_reuse_ends_the_session(&app, first_refresh, &next).await;
 }
 
+/// The phone retries a lost answer several times at once (a flaky network, an impatient client):
+/// each retry gets a pair, but the family ends with one live refresh token, not one per retry.
+#[tokio::test]
+async fn racing_retries_of_a_lost_answer_leave_one_live_refresh_token() {
+    let app = spawn_app().await;
+    let (first_refresh, lost) = rotated_once(&app).await;
+    let retries = futures_util::future::join_all(
+        (0..8).map(|_| refresh(&app, &first_refresh, Some("phone-1"))),
+    )
+    .await;
+    let mut issued = vec![lost["refresh_token"].as_str().unwrap().to_owned()];
+    for retried in retries {
+        assert_eq!(retried.status(), 200, "a retry within the grace period");
+        let pair: Value = retried.json().await.unwrap();
+        issued.push(pair["refresh_token"].as_str().unwrap().to_owned());
+    }
+    // Present each token once (a revoked one is refused without ending the session): exactly
+    // one of them still buys a pair.
+    let mut live = 0;
+    for token in &issued {
+        match refresh(&app, token, Some("phone-1"))
+            .await
+            .status()
+            .as_u16()
+        {
+            200 => live += 1,
+            401 => {}
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert_eq!(
+        live,
+        1,
+        "live refresh tokens among the {} issued",
+        issued.len()
+    );
+}
+
 /// `reused` comes back from phone-1 and is refused as reuse; the session's `latest` pair is dead.
 async fn assert_reuse_ends_the_session(
     app: &crate::helpers::TestApp,
