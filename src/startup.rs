@@ -77,11 +77,8 @@ impl Application {
             db,
             blobs,
             tokens: AccessTokens::new(&key, settings.access_token_ttl_secs),
-            verify_slots: Arc::new(tokio::sync::Semaphore::new(
-                std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(2),
-            )),
+            verifier: crate::services::evidence::verifier::Verifier::per_core()
+                .context("starting the verification threads")?,
             url_signer: crate::state::UrlSigner::new(&key),
             limit_windows: Arc::default(),
             settings: Arc::new(settings),

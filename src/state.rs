@@ -17,9 +17,9 @@ pub struct AppState {
     pub blobs: Arc<dyn BlobStore>,
     pub tokens: AccessTokens,
     pub settings: Arc<Settings>,
-    /// Evidence verification is CPU-bound: at most one file per core is decoded at a time, off
-    /// the async threads, so uploads queue instead of starving request handling or memory.
-    pub verify_slots: Arc<tokio::sync::Semaphore>,
+    /// Evidence verification is CPU-bound: at most one file per core is decoded at a time, on
+    /// threads of its own, so uploads queue instead of starving request handling or memory.
+    pub verifier: crate::services::evidence::verifier::Verifier,
     /// Signs short-lived URLs (thumbnails from the folder store).
     pub url_signer: UrlSigner,
     /// Request limits (the lead-capture form, the customer's quote doors) counted on SQLite (one

@@ -9,6 +9,7 @@
 pub mod receive;
 pub mod review;
 pub mod sweep;
+pub mod verifier;
 pub mod view;
 
 use crate::auth::Caller;
@@ -216,41 +217,37 @@ async fn check_manifest(
     Ok(Some(manifest))
 }
 
-/// Pixels and facts, off the async threads, one file per core at a time.
+/// Pixels and facts, on the verification threads (one file per core at a time).
 async fn analyse(
     state: &AppState,
     upload: &Upload,
 ) -> ApiResult<(fieldproof_domain::evidence::PhotoFacts, PixelAnalysis)> {
-    let _slot = state
-        .verify_slots
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(ApiError::internal)?;
     let path = upload.file.path.to_path_buf();
     let derivative = upload.derivative.clone();
     // Hashed while it streamed in (receive): no second pass over the bytes.
     let known: Option<ContentHash> = upload.file.sha256_hex.parse().ok();
-    tokio::task::spawn_blocking(move || -> std::io::Result<_> {
-        let file = std::fs::File::open(&path)?;
-        // SAFETY: the temp file is this request's own (created by `receive`, never written
-        // again, removed only when the upload is dropped after this task), so the mapping
-        // cannot change under the decoder. Mapping instead of reading saves a copy of the whole
-        // photo into a fresh buffer (and its page faults) per upload.
-        let bytes = unsafe { memmap2::MmapOptions::new().populate().map(&file)? };
-        let facts = match known {
-            Some(sha) => extract_facts_hashed(&bytes, sha),
-            None => extract_facts(&bytes),
-        };
-        let pixels = match &derivative {
-            Some(d) => analyze(d, None, &PixelLimits::default()),
-            None => analyze(&bytes, facts.orientation, &PixelLimits::default()),
-        };
-        Ok((facts, pixels))
-    })
-    .await
-    .map_err(|e| ApiError::internal(anyhow::anyhow!("verification task failed: {e}")))?
-    .map_err(ApiError::internal)
+    state
+        .verifier
+        .run(move || -> std::io::Result<_> {
+            let file = std::fs::File::open(&path)?;
+            // SAFETY: the temp file is this request's own (created by `receive`, never written
+            // again, removed only when the upload is dropped after this task), so the mapping
+            // cannot change under the decoder. Mapping instead of reading saves a copy of the
+            // whole photo into a fresh buffer (and its page faults) per upload.
+            let bytes = unsafe { memmap2::MmapOptions::new().populate().map(&file)? };
+            let facts = match known {
+                Some(sha) => extract_facts_hashed(&bytes, sha),
+                None => extract_facts(&bytes),
+            };
+            let pixels = match &derivative {
+                Some(d) => analyze(d, None, &PixelLimits::default()),
+                None => analyze(&bytes, facts.orientation, &PixelLimits::default()),
+            };
+            Ok((facts, pixels))
+        })
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)
 }
 
 fn prior((id, sha256, phash): &repo::PriorRow) -> Option<PriorEvidence> {
