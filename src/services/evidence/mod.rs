@@ -230,9 +230,10 @@ async fn analyse(
         .verifier
         .run(move || -> std::io::Result<_> {
             let file = std::fs::File::open(&path)?;
-            // SAFETY: the temp file is this request's own (created by `receive`, never written
-            // again, removed only when the upload is dropped after this task), so the mapping
-            // cannot change under the decoder. Mapping instead of reading saves a copy of the
+            // SAFETY: the temp file is this request's own, created by `receive` and never
+            // written again, so the mapping cannot change under the decoder (its name is
+            // removed when the upload is dropped, which may happen while this runs if the
+            // client went away; the mapped file stays as it was). Mapping instead of reading saves a copy of the
             // whole photo into a fresh buffer (and its page faults) per upload.
             let bytes = unsafe { memmap2::MmapOptions::new().populate().map(&file)? };
             let facts = match known {

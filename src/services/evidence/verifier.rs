@@ -57,8 +57,11 @@ impl Verifier {
         let (done, result) = tokio::sync::oneshot::channel();
         self.jobs
             .send(Box::new(move || {
-                // The requester may have gone (client disconnected): nothing to tell then.
-                let _ = done.send(f());
+                // A requester that went away while this waited (a phone on 4G giving up and
+                // retrying) costs no verification; one that goes during it gets no answer.
+                if !done.is_closed() {
+                    let _ = done.send(f());
+                }
             }))
             .map_err(|_| anyhow::anyhow!("the verification threads have stopped"))?;
         result
@@ -105,6 +108,44 @@ mod tests {
             .map(|r| r.unwrap())
             .collect::<Vec<_>>();
         assert_eq!(after, vec![1, 2, 3, 4]);
+    }
+
+    #[tokio::test]
+    async fn a_file_whose_requester_has_gone_is_not_verified() {
+        use futures_util::FutureExt;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let verifier = Verifier::start(1).unwrap();
+        // The one thread is busy until told to go on.
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        let (started, has_started) = std::sync::mpsc::channel::<()>();
+        let busy = {
+            let verifier = verifier.clone();
+            tokio::spawn(async move {
+                verifier
+                    .run(move || {
+                        let _ = started.send(());
+                        wait.recv().is_ok()
+                    })
+                    .await
+            })
+        };
+        while has_started.try_recv().is_err() {
+            tokio::task::yield_now().await;
+        }
+        let ran = Arc::new(AtomicBool::new(false));
+        let flag = ran.clone();
+        // Queued, then the requester gives up (the future dropped after its first poll).
+        assert!(
+            verifier
+                .run(move || flag.store(true, Ordering::SeqCst))
+                .now_or_never()
+                .is_none()
+        );
+        go.send(()).unwrap();
+        assert!(busy.await.unwrap().unwrap());
+        // The queue is served in order: once this one is answered, the abandoned one is done.
+        verifier.run(|| ()).await.unwrap();
+        assert!(!ran.load(Ordering::SeqCst));
     }
 
     #[tokio::test]
