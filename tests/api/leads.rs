@@ -8,11 +8,17 @@ use fieldproof::services::leads::{self, protection};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-/// Where a batch called directly reads its rep loads: as the dispatcher does, from other
+/// `batch` decided directly, reading the rep loads as the dispatcher does: from other
 /// connections on PostgreSQL (the test pool), in the transaction on SQLite.
-fn loads_pool(app: &TestApp) -> Option<&sea_orm::DatabaseConnection> {
+async fn decide_directly(
+    app: &TestApp,
+    batch: Vec<leads::dispatch::Prepared>,
+) -> Vec<leads::dispatch::Done> {
     use sea_orm::DbBackend;
-    (app.db.get_database_backend() == DbBackend::Postgres).then_some(&app.db)
+    let loads_from = (app.db.get_database_backend() == DbBackend::Postgres).then_some(&app.db);
+    leads::dispatch::decide_batch(&app.db, loads_from, &Default::default(), &app.org_id, batch)
+        .await
+        .unwrap()
 }
 
 async fn profile(app: &TestApp, user: &str, capacity: i32, regions: &[&str], available: bool) {
@@ -1073,7 +1079,7 @@ async fn turns(app: &TestApp) -> i64 {
 
 #[tokio::test]
 async fn a_batch_of_intakes_takes_one_turn_fills_reps_in_order_and_keeps_one_owner_per_customer() {
-    use leads::dispatch::{Prepared, decide_batch};
+    use leads::dispatch::Prepared;
     let app = spawn_app_with(|s| s.jobs = false).await;
     profile(&app, "rep_a", 1, &["浙江"], true).await;
     profile(&app, "rep_b", 1, &["浙江"], true).await;
@@ -1091,15 +1097,7 @@ async fn a_batch_of_intakes_takes_one_turn_fills_reps_in_order_and_keeps_one_own
         let row = leads::new_lead(&app.org_id, draft(company), &leads::Origin::default(), now);
         batch.push(Prepared::new(row));
     }
-    let done = decide_batch(
-        &app.db,
-        loads_pool(&app),
-        &Default::default(),
-        &app.org_id,
-        batch,
-    )
-    .await
-    .unwrap();
+    let done = decide_directly(&app, batch).await;
 
     assert_eq!(
         turns(&app).await,
@@ -1183,7 +1181,7 @@ async fn a_batch_of_intakes_takes_one_turn_fills_reps_in_order_and_keeps_one_own
 #[tokio::test]
 async fn a_batch_decided_in_two_halves_stores_every_lead_as_decided() {
     use fieldproof::db::entities::{lead, lead_decision};
-    use leads::dispatch::{Prepared, decide_batch};
+    use leads::dispatch::Prepared;
     use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
     let app = spawn_app_with(|s| s.jobs = false).await;
     profile(&app, "rep_a", 15, &["浙江"], true).await;
@@ -1232,15 +1230,7 @@ async fn a_batch_decided_in_two_halves_stores_every_lead_as_decided() {
             )),
         });
     }
-    let done = decide_batch(
-        &app.db,
-        loads_pool(&app),
-        &Default::default(),
-        &app.org_id,
-        batch,
-    )
-    .await
-    .unwrap();
+    let done = decide_directly(&app, batch).await;
 
     assert_eq!(turns(&app).await, before + 1, "one turn");
     assert_eq!(done.len(), 40);

@@ -100,10 +100,10 @@ impl RosterCache {
 
     /// Remember roster `id` as stored, once the batch that saved it (or found it) committed.
     fn saved(&self, org_id: &str, id: &str) {
-        let mut saved = self.saved.lock().unwrap_or_else(PoisonError::into_inner);
-        if saved.get(org_id).is_none_or(|s| s != id) {
-            saved.insert(org_id.to_owned(), id.to_owned());
-        }
+        self.saved
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(org_id.to_owned(), id.to_owned());
     }
 }
 
@@ -280,11 +280,11 @@ pub async fn decide_batch(
 
     // With the turn taken, every batch before this one (any process) has committed: on
     // PostgreSQL the rep loads are read from that committed state on other connections, side
-    // by side with this transaction's own statements below.
+    // by side with this transaction's own statements below (SQLite: queued with them).
     let loads_read = async {
         match loads_from {
-            Some(pool) => repo::read_loads(pool, org_id, now).await.map(Some),
-            None => Ok(None),
+            Some(pool) => repo::read_loads(pool, org_id, now).await,
+            None => repo::read_loads(&txn, org_id, now).await,
         }
     };
     let in_turn = async {
@@ -341,10 +341,7 @@ pub async fn decide_batch(
     };
     let (loads, in_turn) = tokio::join!(loads_read, in_turn);
     let (mut done, mut live, mut owned, mut active_owners) = in_turn?;
-    match loads? {
-        Some(loads) => loads.apply(&mut reps),
-        None => repo::apply_loads(&txn, org_id, now, &mut reps).await?,
-    }
+    loads?.apply(&mut reps);
     phases.mark("loads");
 
     let mut decisions: Vec<PendingDecision> = Vec::new();
