@@ -109,6 +109,9 @@ error_codes! {
         "分配规则无效，details.errors 列出了每个问题及其位置。";
     LeadNotInPool => "lead_not_in_pool", CONFLICT,
         "This lead is not in the pool any more.", "该线索已不在公海池中。";
+    LeadNotYours => "lead_not_yours", CONFLICT,
+        "This lead is no longer yours to work: its protection window ended without a follow-up, or it was converted, moved or returned to the pool; details.status says where it stands.",
+        "该线索已不归您跟进：保护期内未跟进已到期，或已被转化、改派或退回公海；details.status 为其当前状态。";
     LeadClaimLimit => "lead_claim_limit", CONFLICT,
         "You have reached your pool claims for the last 24 hours.", "您在 24 小时内的认领次数已达上限。";
     LeadReclaimBlocked => "lead_reclaim_blocked", CONFLICT,

@@ -874,22 +874,74 @@ pub async fn activities_of<C: ConnectionTrait>(
         .await
 }
 
-/// The first follow-up of the owner stops the protection clock from returning the lead.
+/// Whether lead `lead_id` is still `owner_id`'s to work at `now`: assigned to them, and either
+/// followed up already or inside its protection window (a lead whose window ended unworked is
+/// the pool's, whether or not the expiry scan has reached it yet).
+fn workable_by(lead_id: &str, owner_id: &str, now: OffsetDateTime) -> Condition {
+    Condition::all()
+        .add(lead::Column::Id.eq(lead_id))
+        .add(lead::Column::OwnerId.eq(owner_id))
+        .add(lead::Column::Status.eq(ASSIGNED))
+        .add(
+            Condition::any()
+                .add(lead::Column::FirstActivityAt.is_not_null())
+                .add(lead::Column::ProtectionEndsAt.gt(now)),
+        )
+}
+
+/// The owner's follow-up at `at`, as a compare-and-set: stamps the first activity (the first
+/// one stops the protection clock) only while the lead is still the owner's to work
+/// ([`workable_by`]). False: it is not, and nothing changed. Run first in the follow-up's
+/// transaction, so an expiry, claim or move racing it either sees the stamp or makes this fail.
 pub async fn mark_followed_up<C: ConnectionTrait>(
     db: &C,
     lead_id: &str,
     owner_id: &str,
     at: OffsetDateTime,
-) -> Result<(), DbErr> {
-    lead::Entity::update_many()
-        .col_expr(lead::Column::FirstActivityAt, Expr::value(at))
-        .col_expr(lead::Column::UpdatedAt, Expr::value(super::now()))
-        .filter(lead::Column::Id.eq(lead_id))
-        .filter(lead::Column::OwnerId.eq(owner_id))
-        .filter(lead::Column::FirstActivityAt.is_null())
+) -> Result<bool, DbErr> {
+    use sea_orm::sea_query::Func;
+    let result = lead::Entity::update_many()
+        .col_expr(
+            lead::Column::FirstActivityAt,
+            Func::coalesce([Expr::col(lead::Column::FirstActivityAt), Expr::value(at)]).into(),
+        )
+        .col_expr(lead::Column::UpdatedAt, Expr::value(at))
+        .filter(workable_by(lead_id, owner_id, at))
         .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// Mark the lead converted at `now`, as a compare-and-set on it being the owner's to work
+/// ([`workable_by`]): false for the second of two racing conversions, or a lead that expired,
+/// moved or was claimed since the caller read it.
+pub async fn mark_converted<C: ConnectionTrait>(
+    db: &C,
+    lead_id: &str,
+    owner_id: &str,
+    now: OffsetDateTime,
+) -> Result<bool, DbErr> {
+    let result = lead::Entity::update_many()
+        .col_expr(lead::Column::Status, Expr::value(CONVERTED))
+        .col_expr(lead::Column::ConvertedAt, Expr::value(now))
+        .col_expr(lead::Column::UpdatedAt, Expr::value(now))
+        .filter(workable_by(lead_id, owner_id, now))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// The lead, its row locked until the transaction ends (PostgreSQL `FOR UPDATE`; SQLite has a
+/// single writer): an expiry or claim that would change it waits, then re-checks its own
+/// conditions against what this transaction wrote.
+pub async fn find_for_update<C: ConnectionTrait>(
+    db: &C,
+    id: &str,
+) -> Result<Option<lead::Model>, DbErr> {
+    lead::Entity::find_by_id(id.to_owned())
+        .lock_exclusive()
+        .one(db)
         .await
-        .map(|_| ())
 }
 
 pub async fn save<C: ConnectionTrait>(
@@ -911,13 +963,18 @@ pub async fn insert_leads<C: ConnectionTrait>(
 pub async fn awaiting_assignment<C: ConnectionTrait>(
     db: &C,
     limit: u64,
+    except_orgs: &[String],
 ) -> Result<Vec<(String, String)>, DbErr> {
-    lead::Entity::find()
+    let mut query = lead::Entity::find()
         .select_only()
         .column(lead::Column::Id)
         .column(lead::Column::OrgId)
         .filter(lead::Column::NeedsAssignment.eq(true))
-        .filter(lead::Column::Status.eq(POOL))
+        .filter(lead::Column::Status.eq(POOL));
+    if !except_orgs.is_empty() {
+        query = query.filter(lead::Column::OrgId.is_not_in(except_orgs.iter().map(String::as_str)));
+    }
+    query
         .order_by_asc(lead::Column::CreatedAt)
         .order_by_asc(lead::Column::Id)
         .limit(limit)
@@ -937,8 +994,8 @@ pub async fn created_between<C: ConnectionTrait>(
 ) -> Result<Vec<lead::Model>, DbErr> {
     let mut query = lead::Entity::find()
         .filter(lead::Column::OrgId.eq(org_id))
-        .filter(lead::Column::CreatedAt.gte(from))
-        .filter(lead::Column::CreatedAt.lt(to));
+        .filter(lead::Column::CreatedAt.gte(super::utc(from)))
+        .filter(lead::Column::CreatedAt.lt(super::utc(to)));
     if let Some(team) = team_id {
         query = query.filter(lead::Column::FirstTeamId.eq(team));
     }

@@ -308,7 +308,7 @@ pub struct ActivityRequest {
 }
 
 /// The owner logs a follow-up; the first one keeps the lead from returning to the pool.
-#[utoipa::path(tag = "leads", request_body = ActivityRequest, responses((status = 201), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(tag = "leads", request_body = ActivityRequest, responses((status = 201), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 #[post("/leads/{id}/activities")]
 async fn add_activity(
     state: web::Data<AppState>,
@@ -344,7 +344,8 @@ async fn add_activity(
         summary,
         body.occurred_at.unwrap_or_else(db::now),
     )
-    .await?;
+    .await?
+    .map_err(not_yours)?;
     Ok(HttpResponse::Created()
         .json(json!({"id": activity.id, "lead_id": activity.lead_id, "channel": activity.channel})))
 }
@@ -408,8 +409,16 @@ async fn convert_lead(
         return Err(ApiError::new(ErrorCode::Conflict).with_details(json!({"status": row.status})));
     }
     Ok(web::Json(
-        protection::convert(&state.db, row, &caller).await?.into(),
+        protection::convert(&state.db, row, &caller)
+            .await?
+            .map_err(not_yours)?
+            .into(),
     ))
+}
+
+/// 409 `lead_not_yours`: the owner's follow-up or conversion found the lead no longer theirs.
+fn not_yours(refused: protection::NotYours) -> ApiError {
+    ApiError::new(ErrorCode::LeadNotYours).with_details(json!({"status": refused.status}))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -445,7 +454,10 @@ async fn reassign_lead(
         &to,
         state.settings.lead_claim_protection_hours,
     )
-    .await?;
+    .await?
+    .map_err(|refused| {
+        ApiError::new(ErrorCode::Conflict).with_details(json!({"status": refused.status}))
+    })?;
     Ok(web::Json(saved.into()))
 }
 

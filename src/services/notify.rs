@@ -104,6 +104,25 @@ pub async fn notify<C: ConnectionTrait>(db: &C, notice: Notice) -> Result<Notifi
 /// multi-row insert for the inboxes, instead of two statements per notice. Notices that also
 /// go to a team's webhooks take the one-by-one path.
 pub async fn notify_all<C: ConnectionTrait>(db: &C, notices: Vec<Notice>) -> Result<(), DbErr> {
+    notify_many(db, notices, true).await
+}
+
+/// [`notify_all`] for a producer whose inbox-only notices go only to users it has itself just
+/// read as members of the notice's org (the lead dispatcher: the reps of the roster it assigned
+/// from, the owners it found active, the org's managers): the same rows, without asking the
+/// database again which recipients are members (a query per batch on the lead intake's path).
+pub async fn notify_all_members<C: ConnectionTrait>(
+    db: &C,
+    notices: Vec<Notice>,
+) -> Result<(), DbErr> {
+    notify_many(db, notices, false).await
+}
+
+async fn notify_many<C: ConnectionTrait>(
+    db: &C,
+    notices: Vec<Notice>,
+    check_members: bool,
+) -> Result<(), DbErr> {
     let (webhooks, inbox_only): (Vec<Notice>, Vec<Notice>) =
         notices.into_iter().partition(|n| n.team_id.is_some());
     for notice in webhooks {
@@ -114,29 +133,34 @@ pub async fn notify_all<C: ConnectionTrait>(db: &C, notices: Vec<Notice>) -> Res
         by_org.entry(n.org_id.as_str()).or_default().push(n);
     }
     for (org_id, notices) in by_org {
-        let mut everyone: Vec<String> = notices
-            .iter()
-            .flat_map(|n| n.recipients.iter().cloned())
-            .collect();
-        everyone.sort();
-        everyone.dedup();
-        let members: std::collections::HashSet<String> =
-            crate::db::users::of_org_among(db, org_id, &everyone, false)
-                .await?
-                .into_iter()
+        let members: Option<std::collections::HashSet<String>> = if check_members {
+            let mut everyone: Vec<String> = notices
+                .iter()
+                .flat_map(|n| n.recipients.iter().cloned())
                 .collect();
-        if members.len() != everyone.len() {
-            tracing::warn!(
-                skipped = everyone.len() - members.len(),
-                "notify: recipients outside the org were skipped"
-            );
-        }
+            everyone.sort();
+            everyone.dedup();
+            let members: std::collections::HashSet<String> =
+                crate::db::users::of_org_among(db, org_id, &everyone, false)
+                    .await?
+                    .into_iter()
+                    .collect();
+            if members.len() != everyone.len() {
+                tracing::warn!(
+                    skipped = everyone.len() - members.len(),
+                    "notify: recipients outside the org were skipped"
+                );
+            }
+            Some(members)
+        } else {
+            None
+        };
         let mut rows = Vec::new();
         for n in &notices {
             let mut recipients: Vec<&String> = n
                 .recipients
                 .iter()
-                .filter(|r| members.contains(*r))
+                .filter(|r| members.as_ref().is_none_or(|m| m.contains(*r)))
                 .collect();
             recipients.sort();
             recipients.dedup();

@@ -1177,10 +1177,11 @@ async fn a_batch_of_intakes_takes_one_turn_fills_reps_in_order_and_keeps_one_own
 /// A batch large enough to be decided in two halves (the first half's leads inserted while the
 /// second half is decided): a lead of an owned customer (its history read while the insert is in
 /// flight), a customer repeated across the halves, a lead stored earlier and waiting, and reps
-/// filling up on the way all come out as one in-order pass would leave them, and stored so.
+/// filling up on the way all come out as one in-order pass would leave them, and stored so, each
+/// assigned lead with its owner's notice.
 #[tokio::test]
 async fn a_batch_decided_in_two_halves_stores_every_lead_as_decided() {
-    use fieldproof::db::entities::{lead, lead_decision};
+    use fieldproof::db::entities::{lead, lead_decision, notification};
     use leads::dispatch::Prepared;
     use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
     let app = spawn_app_with(|s| s.jobs = false).await;
@@ -1270,6 +1271,16 @@ async fn a_batch_decided_in_two_halves_stores_every_lead_as_decided() {
             .await
             .unwrap();
         assert_eq!(decisions, 1, "{}", d.row.company);
+        if let Some(owner) = &d.row.owner_id {
+            let notices = notification::Entity::find()
+                .filter(notification::Column::UserId.eq(owner.as_str()))
+                .filter(notification::Column::Kind.eq("lead_assigned"))
+                .filter(notification::Column::Link.eq(format!("/api/v1/leads/{}", d.row.id)))
+                .count(&app.db)
+                .await
+                .unwrap();
+            assert_eq!(notices, 1, "{}", d.row.company);
+        }
     }
 }
 
@@ -2704,4 +2715,291 @@ async fn an_intake_batch_checks_every_requests_account_and_stores_only_the_valid
         stored.iter().all(|l| l.org_id == app.org_id),
         "the account's org"
     );
+}
+
+/// Set the lead's protection window to have ended an hour ago (nothing else changes).
+async fn end_window(app: &TestApp, lead_id: &str) {
+    use fieldproof::db::entities::lead;
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+    let row = fieldproof::db::leads::find(&app.db, lead_id)
+        .await
+        .unwrap()
+        .expect("lead");
+    let mut active: lead::ActiveModel = row.into();
+    active.protection_ends_at = Set(Some(fieldproof::db::now() - time::Duration::hours(1)));
+    active.update(&app.db).await.unwrap();
+}
+
+/// A follow-up counts only while the lead is still its owner's to work: after the window ended
+/// unworked (before the expiry scan got to it) it is refused with nothing written and the lead
+/// still goes back to the pool; once followed up in time, later follow-ups are fine; and a
+/// follow-up from a stale read of a lead that went to the pool and to another rep meanwhile
+/// writes nothing onto that rep's lead.
+#[tokio::test]
+async fn a_follow_up_counts_only_while_the_lead_is_still_the_owners_to_work() {
+    use fieldproof::db::entities::lead_activity;
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    let app = spawn_app_with(|s| s.jobs = false).await;
+    profile(&app, "rep_a", 10, &[], true).await;
+    profile(&app, "rep_b", 10, &[], true).await;
+    let manager = app.token("manager_east").await;
+    let late = create_lead(&app, &manager, &lead_body("迟到跟进机械有限公司")).await;
+    let worked = create_lead(&app, &manager, &lead_body("及时跟进机械有限公司")).await;
+    let owner_of = |lead: &Value| {
+        if lead["owner_id"] == app.users["rep_a"] {
+            "rep_a"
+        } else {
+            "rep_b"
+        }
+    };
+    let late_id = s(&late["id"]).to_owned();
+    let stale = fieldproof::db::leads::find(&app.db, &late_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let late_owner = owner_of(&late);
+    let token = app.token(late_owner).await;
+    let note = json!({"channel": "call", "summary": "打了电话"});
+    end_window(&app, &late_id).await;
+    let body = error_body(
+        app.post(
+            &format!("/api/v1/leads/{late_id}/activities"),
+            &token,
+            &note,
+        )
+        .await,
+        409,
+        "lead_not_yours",
+    )
+    .await;
+    assert_eq!(body["details"]["status"], "assigned");
+    let activities = lead_activity::Entity::find()
+        .filter(lead_activity::Column::LeadId.eq(late_id.as_str()))
+        .count(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(activities, 0, "nothing written");
+    let block = time::Duration::hours(72);
+    assert_eq!(
+        protection::expire(&app.db, fieldproof::db::now(), block)
+            .await
+            .unwrap(),
+        1,
+        "the refused follow-up did not stop the clock"
+    );
+
+    // Another rep claims it from the pool; the first owner's stale follow-up writes nothing.
+    let other = if late_owner == "rep_a" {
+        "rep_b"
+    } else {
+        "rep_a"
+    };
+    let claimed = app
+        .post(
+            &format!("/api/v1/leads/{late_id}/claim"),
+            &app.token(other).await,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(claimed.status(), 200);
+    let refused = protection::follow_up(
+        &app.db,
+        &stale,
+        &app.users[late_owner],
+        "call",
+        "旧页面上的跟进",
+        fieldproof::db::now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        refused,
+        Err(protection::NotYours {
+            status: "assigned".into()
+        })
+    );
+    let activities = lead_activity::Entity::find()
+        .filter(lead_activity::Column::LeadId.eq(late_id.as_str()))
+        .count(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(activities, 0, "nothing on the new owner's lead");
+
+    // Followed up in time: the lead is worked, and later follow-ups count after the window.
+    let worked_id = s(&worked["id"]).to_owned();
+    let token = app.token(owner_of(&worked)).await;
+    let path = format!("/api/v1/leads/{worked_id}/activities");
+    assert_eq!(app.post(&path, &token, &note).await.status(), 201);
+    end_window(&app, &worked_id).await;
+    assert_eq!(app.post(&path, &token, &note).await.status(), 201);
+    assert_eq!(
+        protection::expire(&app.db, fieldproof::db::now(), block)
+            .await
+            .unwrap(),
+        0
+    );
+}
+
+/// Two conversions racing (a double tap that both passed the route's check): one customer.
+#[tokio::test]
+async fn two_racing_conversions_make_one_customer() {
+    use fieldproof::db::entities::customer;
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    let app = spawn_app_with(|s| s.jobs = false).await;
+    profile(&app, "rep_a", 10, &[], true).await;
+    profile(&app, "rep_b", 10, &[], true).await;
+    let manager = app.token("manager_east").await;
+    let lead = create_lead(&app, &manager, &lead_body("双击转化机械有限公司")).await;
+    let row = fieldproof::db::leads::find(&app.db, s(&lead["id"]))
+        .await
+        .unwrap()
+        .unwrap();
+    let owner = if lead["owner_id"] == app.users["rep_a"] {
+        "rep_a"
+    } else {
+        "rep_b"
+    };
+    let caller = app.caller(owner).await;
+    let first = protection::convert(&app.db, row.clone(), &caller)
+        .await
+        .unwrap()
+        .expect("the first converts");
+    assert_eq!(first.status, "converted");
+    assert!(first.customer_id.is_some());
+    let second = protection::convert(&app.db, row, &caller).await.unwrap();
+    assert_eq!(
+        second,
+        Err(protection::NotYours {
+            status: "converted".into()
+        })
+    );
+    let customers = customer::Entity::find()
+        .filter(customer::Column::OrgId.eq(app.org_id.as_str()))
+        .filter(customer::Column::Name.eq("双击转化机械有限公司"))
+        .count(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(customers, 1);
+    let stored = fieldproof::db::leads::find(&app.db, &first.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.customer_id, first.customer_id);
+}
+
+/// More expired leads than one scan batch (200) all go back in one pass.
+#[tokio::test]
+async fn one_expiry_pass_returns_every_expired_lead_not_only_the_first_batch() {
+    use fieldproof::db::entities::lead;
+    use sea_orm::{ActiveValue::Set, EntityTrait};
+    let app = spawn_app_with(|s| s.jobs = false).await;
+    let now = fieldproof::db::now();
+    let rows: Vec<lead::ActiveModel> = (0..230)
+        .map(|i| {
+            let mut row = leads::new_row(
+                &app.org_id,
+                draft(&format!("到期{i}号机械有限公司")),
+                &leads::Origin::default(),
+                now - time::Duration::hours(30),
+            );
+            row.status = Set("assigned".into());
+            row.owner_id = Set(Some(app.users["rep_a"].clone()));
+            row.assigned_by = Set(Some("rule".into()));
+            row.assigned_at = Set(Some(now - time::Duration::hours(30)));
+            row.protection_ends_at = Set(Some(now - time::Duration::hours(6)));
+            row.needs_assignment = Set(false);
+            row
+        })
+        .collect();
+    for chunk in rows.chunks(50) {
+        lead::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(&app.db)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        protection::expire(&app.db, now, time::Duration::hours(72))
+            .await
+            .unwrap(),
+        230
+    );
+}
+
+/// An org whose waiting leads cannot be decided (its stored rule set unreadable) does not hold
+/// up another org's, even when its leads are the oldest waiting.
+#[tokio::test]
+async fn a_failing_org_does_not_stop_the_scheduler_assigning_other_orgs_leads() {
+    use fieldproof::db::entities::{lead, lead_rule_set};
+    use sea_orm::{ActiveValue::Set, EntityTrait};
+    let app = spawn_app_with(|s| s.jobs = false).await;
+    three_reps(&app).await;
+    let broken = fieldproof::db::orgs::create(&app.db, "Broken Org")
+        .await
+        .unwrap();
+    lead_rule_set::Entity::insert(lead_rule_set::ActiveModel {
+        id: Set(fieldproof::db::new_id()),
+        org_id: Set(broken.id.clone()),
+        version: Set(1),
+        rules: Set(json!({"not": "a rule set"})),
+        created_by: Set("someone".into()),
+        created_at: Set(fieldproof::db::now()),
+    })
+    .exec_without_returning(&app.db)
+    .await
+    .unwrap();
+    let now = fieldproof::db::now();
+    let waiting = |org: &str, company: &str, at: time::OffsetDateTime| {
+        let mut row = leads::new_row(org, draft(company), &leads::Origin::default(), at);
+        row.needs_assignment = Set(true);
+        row
+    };
+    let mut rows: Vec<lead::ActiveModel> = (0..3)
+        .map(|i| {
+            waiting(
+                &broken.id,
+                &format!("坏规则{i}号公司"),
+                now - time::Duration::hours(2),
+            )
+        })
+        .collect();
+    rows.push(waiting(&app.org_id, "正常等待机械有限公司", now));
+    lead::Entity::insert_many(rows)
+        .exec_without_returning(&app.db)
+        .await
+        .unwrap();
+
+    let assigned = leads::assign_pending(&app.db, 2).await.unwrap();
+    assert_eq!(assigned, 1, "the healthy org's lead");
+    let still_waiting = fieldproof::db::leads::awaiting_assignment(&app.db, 10, &[])
+        .await
+        .unwrap();
+    assert_eq!(still_waiting.len(), 3);
+    assert!(still_waiting.iter().all(|(_, org)| *org == broken.id));
+}
+
+/// A period given in China's offset (a week from Monday 00:00 +08:00) selects the same leads
+/// as the same instants in UTC (SQLite compares stored times as text).
+#[tokio::test]
+async fn a_period_in_another_offset_selects_the_same_leads() {
+    let app = spawn_app_with(|s| s.jobs = false).await;
+    let manager = app.token("manager_east").await;
+    let lead = create_lead(&app, &manager, &lead_body("东八区机械有限公司")).await;
+    let now = fieldproof::db::now();
+    let china = time::UtcOffset::from_hms(8, 0, 0).unwrap();
+    let from = (now - time::Duration::minutes(5)).to_offset(china);
+    let to = (now + time::Duration::minutes(5)).to_offset(china);
+    let found = fieldproof::db::leads::created_between(&app.db, &app.org_id, None, from, to)
+        .await
+        .unwrap();
+    assert!(found.iter().any(|l| l.id == s(&lead["id"])), "{found:?}");
+    let earlier = fieldproof::db::leads::created_between(
+        &app.db,
+        &app.org_id,
+        None,
+        (now - time::Duration::hours(2)).to_offset(china),
+        (now - time::Duration::hours(1)).to_offset(china),
+    )
+    .await
+    .unwrap();
+    assert!(earlier.is_empty(), "{earlier:?}");
 }

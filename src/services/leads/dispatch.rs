@@ -552,7 +552,9 @@ pub async fn decide_batch(
     touched.dedup();
     repo::touch_rep_states(&txn, &touched, now).await?;
     phases.mark("rep_states");
-    notify::notify_all(&txn, notices).await?;
+    // Every recipient is a member of the org as this batch read it: a rep of its roster, an
+    // owner it found active in the org, one of the org's managers.
+    notify::notify_all_members(&txn, notices).await?;
     phases.mark("notices");
     txn.commit().await?;
     rosters.saved(org_id, &batch.roster);

@@ -293,12 +293,15 @@ pub(super) fn assigned_notice(
 }
 
 /// Assign every lead waiting for a decision (imports, deferred intakes), oldest first, in
-/// batches of `batch` per org turn.
+/// batches of `batch` per org turn. An org whose batch fails (its stored rule set unreadable,
+/// say) is logged and left out for the rest of the pass: the other orgs' leads still move, even
+/// when the failing org's are the oldest waiting.
 pub async fn assign_pending(db: &DatabaseConnection, batch: u64) -> anyhow::Result<usize> {
     let mut done = 0;
     let rosters = dispatch::RosterCache::default();
+    let mut failed: Vec<String> = Vec::new();
     loop {
-        let waiting = repo::awaiting_assignment(db, batch).await?;
+        let waiting = repo::awaiting_assignment(db, batch, &failed).await?;
         if waiting.is_empty() {
             return Ok(done);
         }
@@ -307,6 +310,7 @@ pub async fn assign_pending(db: &DatabaseConnection, batch: u64) -> anyhow::Resu
             by_org.entry(org).or_default().push(id);
         }
         let mut progressed = 0;
+        let failed_before = failed.len();
         for (org_id, ids) in by_org {
             let mut items = Vec::new();
             for id in ids {
@@ -314,15 +318,18 @@ pub async fn assign_pending(db: &DatabaseConnection, batch: u64) -> anyhow::Resu
                     items.push(dispatch::Prepared::waiting(row));
                 }
             }
-            progressed += dispatch::decide_batch(db, None, &rosters, &org_id, items)
-                .await?
-                .iter()
-                .filter(|d| d.decided)
-                .count();
-        }
-        if progressed == 0 {
-            return Ok(done);
+            match dispatch::decide_batch(db, None, &rosters, &org_id, items).await {
+                Ok(decided) => progressed += decided.iter().filter(|d| d.decided).count(),
+                Err(e) => {
+                    tracing::warn!(org = %org_id, error = %crate::telemetry::cause_chain(&e), "waiting leads of this org could not be assigned; the other orgs go on");
+                    failed.push(org_id);
+                }
+            }
         }
         done += progressed;
+        // Nothing moved and no org newly failed: what is left cannot move in this pass.
+        if progressed == 0 && failed.len() == failed_before {
+            return Ok(done);
+        }
     }
 }

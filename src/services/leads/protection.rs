@@ -24,13 +24,39 @@ pub async fn expire(
     reclaim_block: Duration,
 ) -> Result<usize, DbErr> {
     let mut returned = 0;
-    for row in repo::expired_unworked(db, now, BATCH).await? {
-        let txn = db.begin().await?;
-        if !repo::return_to_pool(&txn, &row, now, now + reclaim_block).await? {
-            continue;
+    // Batch after batch until the scan comes back short (a 100,000-lead import assigned at once
+    // expires at once); a batch in which every lead went to another instance also ends this
+    // pass: that instance is working through the same list.
+    loop {
+        let rows = repo::expired_unworked(db, now, BATCH).await?;
+        let full = rows.len() as u64 == BATCH;
+        let mut this_batch = 0;
+        for row in rows {
+            if return_one(db, row, now, reclaim_block).await? {
+                this_batch += 1;
+            }
         }
-        let owner = row.owner_id.clone().unwrap_or_default();
-        repo::insert_decision(&txn, repo::NewDecision {
+        returned += this_batch;
+        if !full || this_batch == 0 {
+            return Ok(returned);
+        }
+    }
+}
+
+/// Return one lead the scan found expired to the pool, with its decision and notice, in one
+/// transaction; false when another instance (or a follow-up) got there first.
+async fn return_one(
+    db: &DatabaseConnection,
+    row: lead::Model,
+    now: OffsetDateTime,
+    reclaim_block: Duration,
+) -> Result<bool, DbErr> {
+    let txn = db.begin().await?;
+    if !repo::return_to_pool(&txn, &row, now, now + reclaim_block).await? {
+        return Ok(false);
+    }
+    let owner = row.owner_id.clone().unwrap_or_default();
+    repo::insert_decision(&txn, repo::NewDecision {
             org_id: &row.org_id,
             lead_id: &row.id,
             kind: "expired",
@@ -40,32 +66,30 @@ pub async fn expire(
             at: now,
         })
         .await?;
-        let mut recipients = vec![owner.clone()];
-        recipients.extend(repo::managers_of_org(&txn, &row.org_id).await?);
-        let stamp = row.assigned_at.map_or(0, OffsetDateTime::unix_timestamp);
-        notify::notify(
-            &txn,
-            Notice {
-                org_id: row.org_id.clone(),
-                recipients,
-                team_id: None,
-                kind: "lead_expired".into(),
-                title_en: format!(
-                    "Lead \"{}\" returned to the pool: no follow-up in its protection window",
-                    row.company
-                ),
-                title_zh: format!("线索「{}」保护期内未跟进，已退回公海", row.company),
-                body_en: "Any rep may now claim it, except its previous owner for a while.".into(),
-                body_zh: "其他销售现可认领；原负责人在一段时间内不可重新认领。".into(),
-                link: Some(format!("/api/v1/leads/{}", row.id)),
-                dedup_key: Some(format!("lead_expired:{}:{stamp}", row.id)),
-            },
-        )
-        .await?;
-        txn.commit().await?;
-        returned += 1;
-    }
-    Ok(returned)
+    let mut recipients = vec![owner.clone()];
+    recipients.extend(repo::managers_of_org(&txn, &row.org_id).await?);
+    let stamp = row.assigned_at.map_or(0, OffsetDateTime::unix_timestamp);
+    notify::notify(
+        &txn,
+        Notice {
+            org_id: row.org_id.clone(),
+            recipients,
+            team_id: None,
+            kind: "lead_expired".into(),
+            title_en: format!(
+                "Lead \"{}\" returned to the pool: no follow-up in its protection window",
+                row.company
+            ),
+            title_zh: format!("线索「{}」保护期内未跟进，已退回公海", row.company),
+            body_en: "Any rep may now claim it, except its previous owner for a while.".into(),
+            body_zh: "其他销售现可认领；原负责人在一段时间内不可重新认领。".into(),
+            link: Some(format!("/api/v1/leads/{}", row.id)),
+            dedup_key: Some(format!("lead_expired:{}:{stamp}", row.id)),
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(true)
 }
 
 /// A successful claim.
@@ -162,7 +186,27 @@ pub async fn claim(
     }))
 }
 
+/// Why the owner's follow-up or conversion was refused: the lead is no longer theirs to work
+/// (its window ended unworked, or it was converted, moved or returned to the pool since they
+/// read it). `status` is where it stands now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotYours {
+    pub status: String,
+}
+
+async fn not_yours<C: sea_orm::ConnectionTrait>(db: &C, lead_id: &str) -> Result<NotYours, DbErr> {
+    Ok(NotYours {
+        status: repo::find(db, lead_id)
+            .await?
+            .map(|l| l.status)
+            .unwrap_or_default(),
+    })
+}
+
 /// The owner logs a follow-up (call, visit, message, note); the first one stops the expiry.
+/// Refused, with nothing written, when the lead is no longer the owner's to work: the check is a
+/// compare-and-set on the lead, the transaction's first statement, so an expiry, claim or move
+/// racing it either sees the follow-up or makes it fail.
 pub async fn follow_up(
     db: &DatabaseConnection,
     row: &lead::Model,
@@ -170,8 +214,13 @@ pub async fn follow_up(
     channel: &str,
     summary: &str,
     occurred_at: OffsetDateTime,
-) -> Result<lead_activity::Model, DbErr> {
+) -> Result<Result<lead_activity::Model, NotYours>, DbErr> {
     let txn = db.begin().await?;
+    // The time it was logged, not the claimed time: a back-dated note cannot fake a fast response.
+    let now = db::now();
+    if !repo::mark_followed_up(&txn, &row.id, actor, now).await? {
+        return Ok(Err(not_yours(&txn, &row.id).await?));
+    }
     let activity = repo::insert_activity(
         &txn,
         lead_activity::ActiveModel {
@@ -181,24 +230,27 @@ pub async fn follow_up(
             channel: Set(channel.to_owned()),
             summary: Set(summary.to_owned()),
             occurred_at: Set(occurred_at),
-            created_at: Set(db::now()),
+            created_at: Set(now),
         },
     )
     .await?;
-    // The time it was logged, not the claimed time: a back-dated note cannot fake a fast response.
-    repo::mark_followed_up(&txn, &row.id, actor, activity.created_at).await?;
     txn.commit().await?;
-    Ok(activity)
+    Ok(Ok(activity))
 }
 
 /// The owner converts the lead (it becomes a customer they own, if it was not one already).
+/// A compare-and-set on the lead comes first: of two racing conversions (a double tap) one
+/// creates the customer, the other is refused; so is a lead no longer the owner's to work.
 pub async fn convert(
     db: &DatabaseConnection,
     row: lead::Model,
     caller: &Caller,
-) -> anyhow::Result<lead::Model> {
+) -> anyhow::Result<Result<lead::Model, NotYours>> {
     let txn = db.begin().await?;
     let now = db::now();
+    if !repo::mark_converted(&txn, &row.id, &caller.user_id, now).await? {
+        return Ok(Err(not_yours(&txn, &row.id).await?));
+    }
     let customer_id = match row.customer_id.clone() {
         Some(c) => c,
         None => {
@@ -221,14 +273,14 @@ pub async fn convert(
             customer.id
         }
     };
-    let mut active: lead::ActiveModel = row.into();
-    active.status = Set(repo::CONVERTED.to_owned());
-    active.converted_at = Set(Some(now));
+    let converted = repo::find(&txn, &row.id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the lead disappeared"))?;
+    let mut active: lead::ActiveModel = converted.into();
     active.customer_id = Set(Some(customer_id));
-    active.updated_at = Set(now);
     let saved = repo::save(&txn, active).await?;
     txn.commit().await?;
-    Ok(saved)
+    Ok(Ok(saved))
 }
 
 /// A manager (or admin) gives a lead to another rep; moving it to another team is what the
@@ -239,13 +291,19 @@ pub async fn reassign(
     caller: &Caller,
     to: &db::users::User,
     protection_hours: u32,
-) -> anyhow::Result<lead::Model> {
+) -> anyhow::Result<Result<lead::Model, NotYours>> {
     let txn = db.begin().await?;
     repo::take_turn(&txn, &row.org_id).await?;
-    // Read again inside the turn: a batch may have assigned it since the caller read it.
-    let row = repo::find(&txn, &row.id)
+    // Read again inside the turn (a batch may have assigned it since the caller read it), and
+    // lock it: the expiry takes no turn, and without the lock an expiry committing between this
+    // read and the update below would leave the lead in the pool with the new owner written
+    // over it (the update writes only the columns it changes).
+    let row = repo::find_for_update(&txn, &row.id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("the lead disappeared"))?;
+    if row.status == repo::CONVERTED {
+        return Ok(Err(NotYours { status: row.status }));
+    }
     let now = db::now();
     let moved = row.team_id.is_some() && row.team_id != to.team_id;
     let from = row.owner_id.clone();
@@ -289,5 +347,5 @@ pub async fn reassign(
     })
     .await?;
     txn.commit().await?;
-    Ok(saved)
+    Ok(Ok(saved))
 }
