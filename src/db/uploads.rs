@@ -99,12 +99,15 @@ pub async fn advance<C: ConnectionTrait>(
 /// Mark a session used; false when it was already completed (or is gone).
 pub async fn mark_completed<C: ConnectionTrait>(
     db: &C,
+    caller: &Caller,
     id: &str,
     at: OffsetDateTime,
 ) -> Result<bool, DbErr> {
     let result = upload_session::Entity::update_many()
         .col_expr(upload_session::Column::CompletedAt, Expr::value(at))
         .filter(upload_session::Column::Id.eq(id))
+        .filter(upload_session::Column::OrgId.eq(caller.org_id.as_str()))
+        .filter(upload_session::Column::UserId.eq(caller.user_id.as_str()))
         .filter(upload_session::Column::CompletedAt.is_null())
         .exec(db)
         .await?;

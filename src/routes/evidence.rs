@@ -129,11 +129,13 @@ async fn upload(
     {
         return Ok(replay);
     }
-    let file = match (file, &meta.upload_id) {
-        (Some(file), _) => file,
-        (None, Some(upload_id)) => {
-            assembled_upload(&state, &caller, upload_id, &meta.capture_id, &tmp).await?
-        }
+    // Only a file put together from the caller's own resumable upload finishes that upload.
+    let (file, finished_upload) = match (file, &meta.upload_id) {
+        (Some(file), _) => (file, None),
+        (None, Some(upload_id)) => (
+            assembled_upload(&state, &caller, upload_id, &meta.capture_id, &tmp).await?,
+            Some(upload_id.clone()),
+        ),
         (None, None) => {
             return Err(ApiError::invalid_field(
                 "file",
@@ -145,7 +147,6 @@ async fn upload(
     if matches!(file.format, fieldproof_domain::evidence::Format::Unknown) {
         return Err(receive::unsupported("unknown"));
     }
-    let finished_upload = meta.upload_id.clone();
     let outcome = intake::ingest(
         &state,
         &caller,
@@ -161,7 +162,7 @@ async fn upload(
     )
     .await?;
     if let Some(upload_id) = finished_upload
-        && let Err(e) = crate::services::uploads::finish(&state, &upload_id).await
+        && let Err(e) = crate::services::uploads::finish(&state, &caller, &upload_id).await
     {
         // The evidence is stored; leftover pieces expire with the session.
         tracing::warn!(upload = %upload_id, error = ?e, "finishing the upload session failed");
@@ -173,27 +174,43 @@ async fn upload(
 }
 
 /// A finished upload whose answer the phone lost: the evidence exists for its capture, so
-/// answer as the first time (or 409 if the bytes differ) without assembling anything again.
+/// answer as the first time (or 409 if the bytes differ, or the capture is another user's)
+/// without assembling anything again.
 async fn replay_of_finished_upload(
     state: &AppState,
     caller: &Caller,
     upload_id: &str,
     capture_id: &str,
 ) -> ApiResult<Option<HttpResponse>> {
+    // Not a UUID: the intake refuses it with its own error.
+    let Some(capture_id) = intake::normal_capture_id(capture_id) else {
+        return Ok(None);
+    };
     let Some(existing) =
-        crate::db::evidence::find_by_capture(&state.db, &caller.org_id, capture_id.trim()).await?
+        crate::db::evidence::find_by_capture(&state.db, &caller.org_id, &capture_id).await?
     else {
         return Ok(None);
     };
     let session = crate::db::uploads::find_own(&state.db, caller, upload_id)
         .await?
         .ok_or_else(ApiError::not_found)?;
-    if session.sha256.eq_ignore_ascii_case(&existing.sha256) {
-        Ok(Some(HttpResponse::Ok().json(existing.response)))
-    } else {
-        Err(ApiError::new(ErrorCode::CaptureConflict)
-            .with_details(json!({"capture_id": existing.capture_id, "evidence_id": existing.id})))
+    if intake::normal_capture_id(&session.capture_id).as_deref() != Some(capture_id.as_str()) {
+        return Err(another_capture());
     }
+    Ok(Some(
+        match intake::replay_or_conflict(existing, caller, &session.sha256)? {
+            Ingested::Created(body) => HttpResponse::Created().json(body),
+            Ingested::Replayed(body) => HttpResponse::Ok().json(body),
+        },
+    ))
+}
+
+fn another_capture() -> ApiError {
+    ApiError::invalid_field(
+        "upload_id",
+        "the upload belongs to another capture",
+        "该上传属于另一次拍摄",
+    )
 }
 
 /// Put a finished resumable upload together into a temp file, as if it had come in one piece.
@@ -209,12 +226,14 @@ async fn assembled_upload(
         .map_err(ApiError::internal)?
         .into_temp_path();
     let assembled = crate::services::uploads::assemble(state, caller, upload_id, &path).await?;
-    if assembled.capture_id != capture_id.trim() {
-        return Err(ApiError::invalid_field(
-            "upload_id",
-            "the upload belongs to another capture",
-            "该上传属于另一次拍摄",
-        ));
+    let same = |a: &str, b: &str| match (intake::normal_capture_id(a), intake::normal_capture_id(b))
+    {
+        (Some(a), Some(b)) => a == b,
+        // Not UUIDs: the intake refuses the capture id itself.
+        _ => a.trim() == b.trim(),
+    };
+    if !same(&assembled.capture_id, capture_id) {
+        return Err(another_capture());
     }
     let mut head = [0u8; 64];
     let read = {

@@ -501,9 +501,11 @@ async fn write_pieces(
 
 /// Mark the upload used (its evidence is recorded) and delete its pieces, best effort: a piece
 /// left behind is removed by [`sweep_expired`] when the session expires. Idempotent.
-pub async fn finish(state: &AppState, upload_id: &str) -> ApiResult<()> {
-    repo::mark_completed(&state.db, upload_id, db::now()).await?;
-    delete_chunks_logged(state, upload_id).await;
+pub async fn finish(state: &AppState, caller: &Caller, upload_id: &str) -> ApiResult<()> {
+    // Only the caller's own session, and its pieces only when this call closed it.
+    if repo::mark_completed(&state.db, caller, upload_id, db::now()).await? {
+        delete_chunks_logged(state, upload_id).await;
+    }
     Ok(())
 }
 

@@ -297,6 +297,19 @@ async fn the_same_capture_twice_returns_the_first_result_and_stores_nothing_new(
 async fn a_retry_storm_of_one_capture_yields_one_row_and_one_blob() {
     let app = spawn_app().await;
     let s = deal_at_site_survey(&app, "Storm Co").await;
+    // Two photos first: the storm's photo is the third, the one that moves the deal on, so a
+    // retry that waited for the deal while another committed finds it at the next node.
+    for (seed, tag) in [(22, "nameplate"), (23, "dimensions")] {
+        let r = upload(
+            &app,
+            &s.rep,
+            &s.deal,
+            "site_survey",
+            form(&uuid(), &[tag], photo(seed, SITE.0 + 0.0005, SITE.1, 30)),
+        )
+        .await;
+        assert_eq!(r.status(), 201);
+    }
     let id = uuid();
     let bytes = photo(21, SITE.0, SITE.1, 10);
     let attempts = (0..20).map(|_| {
@@ -318,17 +331,22 @@ async fn a_retry_storm_of_one_capture_yields_one_row_and_one_blob() {
         bodies.iter().all(|b| b == &bodies[0]),
         "every retry sees the first result"
     );
-    assert_eq!(count(&app, "SELECT COUNT(*) FROM evidence").await, 1);
+    assert_eq!(
+        bodies[0]["deal_current_node"], "pain_points_confirmed",
+        "{}",
+        bodies[0]
+    );
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM evidence").await, 3);
     assert_eq!(
         count(
             &app,
             "SELECT COUNT(*) FROM node_records WHERE kind = 'photo'"
         )
         .await,
-        1
+        3
     );
     let originals = app.state.blobs.list("originals/").await.unwrap();
-    assert_eq!(originals.len(), 1);
+    assert_eq!(originals.len(), 3);
 }
 
 #[tokio::test]
@@ -839,7 +857,8 @@ async fn a_resumable_upload_finishes_into_the_same_pipeline() {
     use sha2::Digest;
     let app = spawn_app().await;
     let s = deal_at_site_survey(&app, "Resume Co").await;
-    let capture = uuid();
+    // iOS writes UUIDs in upper case; the capture is stored in its lower-case form.
+    let capture = uuid().to_uppercase();
     let bytes = photo(95, SITE.0, SITE.1, 5);
     let created: Value = app
         .post("/api/v1/uploads", &s.rep, &json!({"capture_id": capture, "size": bytes.len(), "sha256": hex::encode(sha2::Sha256::digest(&bytes))}))
@@ -871,6 +890,11 @@ async fn a_resumable_upload_finishes_into_the_same_pipeline() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["verdict"], "passed", "{body}");
     assert_eq!(body["sha256"], hex::encode(sha2::Sha256::digest(&bytes)));
+    // The answer was lost: finishing again gets the first answer, assembling nothing.
+    let finish = Form::new().part("meta", Part::text(meta.to_string()));
+    let replayed = upload(&app, &s.rep, &s.deal, "site_survey", finish).await;
+    assert_eq!(replayed.status(), 200);
+    assert_eq!(replayed.json::<Value>().await.unwrap(), body);
     // The same capture sent again in one piece is the same evidence.
     let again = upload(
         &app,
@@ -881,6 +905,69 @@ async fn a_resumable_upload_finishes_into_the_same_pipeline() {
     )
     .await;
     assert_eq!(again.status(), 200);
+}
+
+/// A capture id another user sent first is answered 409, without that evidence's id or its
+/// answer, whatever deal it is sent to.
+#[tokio::test]
+async fn another_users_capture_is_neither_replayed_nor_named() {
+    let app = spawn_app().await;
+    let s = deal_at_site_survey(&app, "Scope Co").await;
+    let capture = uuid();
+    let bytes = photo(96, SITE.0, SITE.1, 5);
+    let first = upload(
+        &app,
+        &s.rep,
+        &s.deal,
+        "site_survey",
+        form(&capture, &["nameplate"], bytes.clone()),
+    )
+    .await;
+    assert_eq!(first.status(), 201);
+    let rep_b = app.token("rep_b").await;
+    let body = error_body(
+        upload(
+            &app,
+            &rep_b,
+            &s.deal,
+            "site_survey",
+            form(&capture, &["nameplate"], bytes),
+        )
+        .await,
+        409,
+        "capture_conflict",
+    )
+    .await;
+    assert!(body["details"].get("evidence_id").is_none(), "{body}");
+}
+
+/// A client's JPEG rendition stands in for the pixels of a HEIC original only: a JPEG sent with
+/// someone else's photo as its "rendition" is judged by its own pixels (here: not a near
+/// duplicate of that photo).
+#[tokio::test]
+async fn a_derivative_stands_in_only_for_a_heic_original() {
+    let app = spawn_app().await;
+    let s = deal_at_site_survey(&app, "Rendition Co").await;
+    let earlier = photo(97, SITE.0, SITE.1, 5);
+    let first = upload(
+        &app,
+        &s.rep,
+        &s.deal,
+        "site_survey",
+        form(&uuid(), &["nameplate"], earlier.clone()),
+    )
+    .await;
+    assert_eq!(first.status(), 201);
+    let with_rendition = form(&uuid(), &["piping"], photo(98, SITE.0, SITE.1, 5)).part(
+        "derivative",
+        Part::bytes(earlier).file_name("rendition.jpg"),
+    );
+    let body: Value = upload(&app, &s.rep, &s.deal, "site_survey", with_rendition)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["verdict"], "passed", "{body}");
 }
 
 fn pdf(text: &str) -> Vec<u8> {

@@ -438,8 +438,23 @@ async fn assemble_checks_completeness_size_and_hash_and_finish_cleans_up() {
     assert_eq!(assembled.sha256_hex, sha256_hex(&file));
     assert_eq!(std::fs::read(&path).unwrap(), file);
 
-    uploads::finish(&app.state, &id).await.expect("finish");
-    uploads::finish(&app.state, &id)
+    // Another user naming this upload closes nothing and deletes no piece.
+    uploads::finish(&app.state, &app.caller("rep_b").await, &id)
+        .await
+        .expect("finish of a session not one's own is a no-op");
+    assert!(
+        !app.state
+            .blobs
+            .list(&format!("uploads/{id}/"))
+            .await
+            .unwrap()
+            .is_empty(),
+        "the owner's pieces are still there"
+    );
+    uploads::finish(&app.state, &rep_a, &id)
+        .await
+        .expect("finish");
+    uploads::finish(&app.state, &rep_a, &id)
         .await
         .expect("finish twice");
     let pieces = app

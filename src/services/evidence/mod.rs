@@ -75,12 +75,32 @@ fn capture_conflict(existing: &evidence::Model) -> ApiError {
         .with_details(json!({"capture_id": existing.capture_id, "evidence_id": existing.id}))
 }
 
-fn replay_or_conflict(existing: evidence::Model, sha256: &str) -> ApiResult<Ingested> {
-    if existing.sha256 == sha256 {
+/// The answer to a capture that is already stored: its first answer when the same uploader
+/// sends the same bytes again, 409 otherwise. Another user's capture is never replayed to the
+/// caller, nor named (a capture id is made on the uploader's phone; reusing one elsewhere is a
+/// client bug or a probe).
+pub(crate) fn replay_or_conflict(
+    existing: evidence::Model,
+    caller: &Caller,
+    sha256: &str,
+) -> ApiResult<Ingested> {
+    if existing.uploader_id != caller.user_id {
+        return Err(ApiError::new(ErrorCode::CaptureConflict)
+            .with_details(json!({"capture_id": existing.capture_id})));
+    }
+    if existing.sha256.eq_ignore_ascii_case(sha256) {
         Ok(Ingested::Replayed(existing.response))
     } else {
         Err(capture_conflict(&existing))
     }
+}
+
+/// A capture id as stored: the UUID in its lower-case hyphenated form (phones write
+/// `UUID().uuidString` in upper case).
+pub(crate) fn normal_capture_id(raw: &str) -> Option<String> {
+    uuid::Uuid::parse_str(raw.trim())
+        .ok()
+        .map(|u| u.to_string())
 }
 
 fn parse_meta(meta: &UploadMeta) -> ApiResult<(String, Vec<String>)> {
@@ -223,7 +243,16 @@ async fn analyse(
     upload: &Upload,
 ) -> ApiResult<(fieldproof_domain::evidence::PhotoFacts, PixelAnalysis)> {
     let path = upload.file.path.to_path_buf();
-    let derivative = upload.derivative.clone();
+    // A client-made JPEG rendition stands in for the pixels only of a HEIC original (which
+    // this server does not decode); any other original is judged by its own pixels.
+    let derivative = if matches!(
+        upload.file.format,
+        fieldproof_domain::evidence::Format::Heic
+    ) {
+        upload.derivative.clone()
+    } else {
+        None
+    };
     // Hashed while it streamed in (receive): no second pass over the bytes.
     let known: Option<ContentHash> = upload.file.sha256_hex.parse().ok();
     state
@@ -358,7 +387,7 @@ pub async fn ingest(
     let sha = upload.file.sha256_hex.clone();
 
     if let Some(existing) = repo::find_by_capture(&state.db, &caller.org_id, &capture_id).await? {
-        return replay_or_conflict(existing, &sha);
+        return replay_or_conflict(existing, caller, &sha);
     }
     let deal_row = deal_repo::find_visible(&state.db, caller, deal_id)
         .await?
@@ -517,6 +546,13 @@ pub async fn ingest(
     let locked = deal_repo::lock(&txn, &deal_row.id)
         .await?
         .ok_or_else(ApiError::not_found)?;
+    // A retry of this capture that raced this one past the first check and committed while
+    // this one waited for the deal (it may have moved the deal on): answer as it did, before
+    // the node check would refuse a photo that was in fact accepted.
+    if let Some(existing) = repo::find_by_capture(&txn, &caller.org_id, &capture_id).await? {
+        drop(txn);
+        return replay_or_conflict(existing, caller, &sha);
+    }
     if locked.current_node_key.as_deref() != Some(node_key) || locked.status != engine::STATUS_OPEN
     {
         return Err(ApiError::new(ErrorCode::NodeNotCurrent)
@@ -604,7 +640,7 @@ pub async fn ingest(
             let existing = repo::find_by_capture(&state.db, &caller.org_id, &capture_id)
                 .await?
                 .ok_or_else(|| ApiError::internal(e))?;
-            return replay_or_conflict(existing, &sha);
+            return replay_or_conflict(existing, caller, &sha);
         }
         Err(e) => return Err(e.into()),
     };
