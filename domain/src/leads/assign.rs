@@ -286,9 +286,8 @@ pub(crate) fn tie_break(lead_key: &str, rep_id: &str) -> u64 {
     h
 }
 
-/// Lower is better: load relative to capacity, then longest wait. Candidates equal on both are
-/// ordered by [`tie_break`], then by roster position.
-fn score_order(a: &Ranked, b: &Ranked) -> Ordering {
+/// Lower is better: load relative to capacity, then longest wait, then the hash.
+fn rank_order(a: &Ranked, b: &Ranked) -> Ordering {
     let ratio = (u128::from(a.load_milli) * u128::from(b.capacity))
         .cmp(&(u128::from(b.load_milli) * u128::from(a.capacity)));
     let waited = match (a.last_nanos, b.last_nanos) {
@@ -297,24 +296,7 @@ fn score_order(a: &Ranked, b: &Ranked) -> Ordering {
         (Some(_), None) => Ordering::Greater,
         (Some(x), Some(y)) => x.cmp(&y),
     };
-    ratio.then(waited)
-}
-
-/// Sort `ranked` best first: [`score_order`], then the (lead, rep) hash, then roster position.
-/// The hash runs over both ids byte by byte (~70 dependent multiplications), and only candidates
-/// equal in load and wait need it: they alone get one, after a sort without it (hashing every
-/// candidate of every decision was ~15 % of deciding at a hundred candidates).
-fn rank(ranked: &mut [Ranked], lead_key: &str, reps: &[RepSnapshot]) {
-    ranked.sort_unstable_by(|a, b| score_order(a, b).then(a.rep.cmp(&b.rep)));
-    for tied in ranked.chunk_by_mut(|a, b| score_order(a, b) == Ordering::Equal) {
-        if tied.len() < 2 {
-            continue;
-        }
-        for r in tied.iter_mut() {
-            r.tie_break = reps.get(r.rep).map(|rep| tie_break(lead_key, &rep.id));
-        }
-        tied.sort_unstable_by(|a, b| a.tie_break.cmp(&b.tie_break).then(a.rep.cmp(&b.rep)));
-    }
+    ratio.then(waited).then(a.tie_break.cmp(&b.tie_break))
 }
 
 /// Why a rep is out, while deciding: `Copy` and allocation-free, because it is computed for every
@@ -366,30 +348,20 @@ pub(crate) struct Ranked {
     /// `last_assigned_at` as an integer, what the ranking compares (comparing `OffsetDateTime`s
     /// normalises their offsets every time: an eighth of deciding, in a profile).
     pub last_nanos: Option<i128>,
-    /// Worked out only where the ranking needs it (see [`rank`]).
-    pub tie_break: Option<u64>,
+    pub tie_break: u64,
 }
 
 impl Ranked {
-    fn candidate(
-        self,
-        rank: usize,
-        lead_key: &str,
-        reps: &[RepSnapshot],
-        now: OffsetDateTime,
-    ) -> Candidate {
-        let rep_id = reps.get(self.rep).map(|r| r.id.clone()).unwrap_or_default();
+    fn candidate(self, rank: usize, reps: &[RepSnapshot], now: OffsetDateTime) -> Candidate {
         Candidate {
-            tie_break: self
-                .tie_break
-                .unwrap_or_else(|| tie_break(lead_key, &rep_id)),
-            rep_id,
+            rep_id: reps.get(self.rep).map(|r| r.id.clone()).unwrap_or_default(),
             rank,
             load_milli: self.load_milli,
             capacity: self.capacity,
             load_permille: self.load_milli * 1000 / u64::from(self.capacity.max(1)),
             last_assigned_at: self.last_assigned_at,
             waited_secs: self.last_assigned_at.map(|t| (now - t).whole_seconds()),
+            tie_break: self.tie_break,
         }
     }
 }
@@ -425,7 +397,7 @@ impl Decided {
         }
     }
 
-    fn into_decision(self, lead_key: &str, reps: &[RepSnapshot], rules: &RuleSet) -> Decision {
+    fn into_decision(self, reps: &[RepSnapshot], rules: &RuleSet) -> Decision {
         let mut pairs: Vec<(Why, &str)> = reps
             .iter()
             .zip(&self.reasons)
@@ -453,7 +425,7 @@ impl Decided {
                 .ranked
                 .into_iter()
                 .enumerate()
-                .map(|(i, r)| r.candidate(i + 1, lead_key, reps, now))
+                .map(|(i, r)| r.candidate(i + 1, reps, now))
                 .collect(),
             excluded: groups,
             decided_at: self.decided_at,
@@ -463,7 +435,7 @@ impl Decided {
 
 /// Decide who gets `lead` under `rules`, given every rep of the org as they stand at `now`.
 pub fn assign(lead: &Lead, reps: &[RepSnapshot], rules: &RuleSet, now: OffsetDateTime) -> Decision {
-    decide(lead, reps, rules, now, None).into_decision(&lead.key, reps, rules)
+    decide(lead, reps, rules, now, None).into_decision(reps, rules)
 }
 
 /// A lead's province and city among a batch's places (see [`Compiled`]).
@@ -712,10 +684,12 @@ fn finish(
             last_nanos: rep
                 .last_assigned_at
                 .map(OffsetDateTime::unix_timestamp_nanos),
-            tie_break: None,
+            tie_break: tie_break(&lead.key, &rep.id),
         })
         .collect();
-    rank(&mut ranked, &lead.key, reps);
+    // The roster position last makes the order total, so an unstable sort gives what a stable
+    // one over the roster order would.
+    ranked.sort_unstable_by(|a, b| rank_order(a, b).then(a.rep.cmp(&b.rep)));
     let winner = ranked
         .first()
         .and_then(|r| reps.get(r.rep))
