@@ -797,6 +797,26 @@ pub fn claims_query(rep_id: &str, since: OffsetDateTime) -> sea_orm::Select<lead
         .filter(lead_decision::Column::DecidedAt.gte(since))
 }
 
+/// When lead `lead_id` last expired in `rep_id`'s hands, if that was at or after `since`.
+pub async fn last_expiry_in_hands_of<C: ConnectionTrait>(
+    db: &C,
+    lead_id: &str,
+    rep_id: &str,
+    since: OffsetDateTime,
+) -> Result<Option<OffsetDateTime>, DbErr> {
+    lead_decision::Entity::find()
+        .select_only()
+        .column(lead_decision::Column::DecidedAt)
+        .filter(lead_decision::Column::LeadId.eq(lead_id))
+        .filter(lead_decision::Column::RepId.eq(rep_id))
+        .filter(Expr::cust("kind = 'expired'"))
+        .filter(lead_decision::Column::DecidedAt.gte(super::utc(since)))
+        .order_by_desc(lead_decision::Column::DecidedAt)
+        .into_tuple::<OffsetDateTime>()
+        .one(db)
+        .await
+}
+
 /// Leads whose protection ended with no follow-up: hints for the expiry scan.
 pub async fn expired_unworked<C: ConnectionTrait>(
     db: &C,

@@ -365,6 +365,7 @@ async fn claim_lead(
     let limits = protection::ClaimLimits {
         daily_cap: state.settings.lead_daily_claim_cap,
         protection_hours: state.settings.lead_claim_protection_hours,
+        reclaim_block: time::Duration::hours(state.settings.lead_reclaim_block_hours.max(0)),
     };
     match protection::claim(&state.db, &caller, &row.id, limits).await? {
         Ok(_) => {}

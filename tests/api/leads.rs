@@ -3003,3 +3003,50 @@ async fn a_period_in_another_offset_selects_the_same_leads() {
     .unwrap();
     assert!(earlier.is_empty(), "{earlier:?}");
 }
+
+/// A rep's reclaim block outlives the lead expiring again, later, in another rep's hands (the
+/// lead itself remembers only its last previous owner).
+#[tokio::test]
+async fn a_reclaim_block_survives_the_lead_expiring_again_in_other_hands() {
+    let app = spawn_app_with(|s| s.jobs = false).await;
+    profile(&app, "rep_a", 10, &[], true).await;
+    profile(&app, "rep_b", 10, &[], true).await;
+    let manager = app.token("manager_east").await;
+    let lead = create_lead(&app, &manager, &lead_body("两度到期机械有限公司")).await;
+    let id = s(&lead["id"]).to_owned();
+    let (first, second) = if lead["owner_id"] == app.users["rep_a"] {
+        ("rep_a", "rep_b")
+    } else {
+        ("rep_b", "rep_a")
+    };
+    let block = time::Duration::hours(72);
+    end_window(&app, &id).await;
+    assert_eq!(
+        protection::expire(&app.db, fieldproof::db::now(), block)
+            .await
+            .unwrap(),
+        1
+    );
+    let claim = format!("/api/v1/leads/{id}/claim");
+    let second_token = app.token(second).await;
+    assert_eq!(
+        app.post(&claim, &second_token, &json!({})).await.status(),
+        200
+    );
+    end_window(&app, &id).await;
+    assert_eq!(
+        protection::expire(&app.db, fieldproof::db::now(), block)
+            .await
+            .unwrap(),
+        1
+    );
+    for rep in [first, second] {
+        let body = error_body(
+            app.post(&claim, &app.token(rep).await, &json!({})).await,
+            409,
+            "lead_reclaim_blocked",
+        )
+        .await;
+        assert!(body["details"]["until"].is_string(), "{body}");
+    }
+}

@@ -112,6 +112,8 @@ pub enum ClaimRefused {
 pub struct ClaimLimits {
     pub daily_cap: u32,
     pub protection_hours: u32,
+    /// How long a rep may not reclaim a lead that expired in their hands.
+    pub reclaim_block: Duration,
 }
 
 /// A rep takes a pool lead: within their daily cap (a rolling 24 h), not a lead they let expire
@@ -136,6 +138,17 @@ pub async fn claim(
         && until > now
     {
         return Ok(Err(ClaimRefused::ReclaimBlocked { until }));
+    }
+    // The lead remembers only its last previous owner: a block set by an earlier expiry in this
+    // caller's hands is found in the lead's decisions (the lead may have expired again since,
+    // in someone else's).
+    if let Some(expired) =
+        repo::last_expiry_in_hands_of(&txn, lead_id, &caller.user_id, now - limits.reclaim_block)
+            .await?
+    {
+        return Ok(Err(ClaimRefused::ReclaimBlocked {
+            until: expired + limits.reclaim_block,
+        }));
     }
     if repo::claims_since(&txn, &caller.user_id, now - Duration::hours(24)).await?
         >= u64::from(limits.daily_cap)
