@@ -797,7 +797,7 @@ pub fn claims_query(rep_id: &str, since: OffsetDateTime) -> sea_orm::Select<lead
         .filter(lead_decision::Column::DecidedAt.gte(since))
 }
 
-/// When lead `lead_id` last expired in `rep_id`'s hands, if that was at or after `since`.
+/// When lead `lead_id` last expired in `rep_id`'s hands, if that was after `since`.
 pub async fn last_expiry_in_hands_of<C: ConnectionTrait>(
     db: &C,
     lead_id: &str,
@@ -810,7 +810,7 @@ pub async fn last_expiry_in_hands_of<C: ConnectionTrait>(
         .filter(lead_decision::Column::LeadId.eq(lead_id))
         .filter(lead_decision::Column::RepId.eq(rep_id))
         .filter(Expr::cust("kind = 'expired'"))
-        .filter(lead_decision::Column::DecidedAt.gte(super::utc(since)))
+        .filter(lead_decision::Column::DecidedAt.gt(super::utc(since)))
         .order_by_desc(lead_decision::Column::DecidedAt)
         .into_tuple::<OffsetDateTime>()
         .one(db)

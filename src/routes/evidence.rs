@@ -194,7 +194,7 @@ async fn replay_of_finished_upload(
     let session = crate::db::uploads::find_own(&state.db, caller, upload_id)
         .await?
         .ok_or_else(ApiError::not_found)?;
-    if intake::normal_capture_id(&session.capture_id).as_deref() != Some(capture_id.as_str()) {
+    if !intake::same_capture(&session.capture_id, &capture_id) {
         return Err(another_capture());
     }
     Ok(Some(
@@ -226,13 +226,7 @@ async fn assembled_upload(
         .map_err(ApiError::internal)?
         .into_temp_path();
     let assembled = crate::services::uploads::assemble(state, caller, upload_id, &path).await?;
-    let same = |a: &str, b: &str| match (intake::normal_capture_id(a), intake::normal_capture_id(b))
-    {
-        (Some(a), Some(b)) => a == b,
-        // Not UUIDs: the intake refuses the capture id itself.
-        _ => a.trim() == b.trim(),
-    };
-    if !same(&assembled.capture_id, capture_id) {
+    if !intake::same_capture(&assembled.capture_id, capture_id) {
         return Err(another_capture());
     }
     let mut head = [0u8; 64];

@@ -133,25 +133,8 @@ async fn notify_many<C: ConnectionTrait>(
         by_org.entry(n.org_id.as_str()).or_default().push(n);
     }
     for (org_id, notices) in by_org {
-        let members: Option<std::collections::HashSet<String>> = if check_members {
-            let mut everyone: Vec<String> = notices
-                .iter()
-                .flat_map(|n| n.recipients.iter().cloned())
-                .collect();
-            everyone.sort();
-            everyone.dedup();
-            let members: std::collections::HashSet<String> =
-                crate::db::users::of_org_among(db, org_id, &everyone, false)
-                    .await?
-                    .into_iter()
-                    .collect();
-            if members.len() != everyone.len() {
-                tracing::warn!(
-                    skipped = everyone.len() - members.len(),
-                    "notify: recipients outside the org were skipped"
-                );
-            }
-            Some(members)
+        let members = if check_members {
+            Some(members_among(db, org_id, &notices).await?)
         } else {
             None
         };
@@ -173,6 +156,32 @@ async fn notify_many<C: ConnectionTrait>(
         notifications::insert_many_unless_duplicate(db, &rows).await?;
     }
     Ok(())
+}
+
+/// Which of the notices' recipients are members of `org_id` (the others are logged and skipped).
+async fn members_among<C: ConnectionTrait>(
+    db: &C,
+    org_id: &str,
+    notices: &[&Notice],
+) -> Result<std::collections::HashSet<String>, DbErr> {
+    let mut everyone: Vec<String> = notices
+        .iter()
+        .flat_map(|n| n.recipients.iter().cloned())
+        .collect();
+    everyone.sort();
+    everyone.dedup();
+    let members: std::collections::HashSet<String> =
+        crate::db::users::of_org_among(db, org_id, &everyone, false)
+            .await?
+            .into_iter()
+            .collect();
+    if members.len() != everyone.len() {
+        tracing::warn!(
+            skipped = everyone.len() - members.len(),
+            "notify: recipients outside the org were skipped"
+        );
+    }
+    Ok(members)
 }
 
 /// The inbox entry of `notice` for one recipient.

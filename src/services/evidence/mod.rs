@@ -103,6 +103,16 @@ pub(crate) fn normal_capture_id(raw: &str) -> Option<String> {
         .map(|u| u.to_string())
 }
 
+/// Whether two capture ids name the same capture: as UUIDs, whatever their case; ids that are
+/// not UUIDs (which the intake refuses by themselves) only when equal as written.
+pub(crate) fn same_capture(a: &str, b: &str) -> bool {
+    match (normal_capture_id(a), normal_capture_id(b)) {
+        (Some(a), Some(b)) => a == b,
+        (None, None) => a.trim() == b.trim(),
+        _ => false,
+    }
+}
+
 fn parse_meta(meta: &UploadMeta) -> ApiResult<(String, Vec<String>)> {
     let capture_id = uuid::Uuid::parse_str(meta.capture_id.trim())
         .map_err(|_| {

@@ -57,15 +57,15 @@ async fn return_one(
     }
     let owner = row.owner_id.clone().unwrap_or_default();
     repo::insert_decision(&txn, repo::NewDecision {
-            org_id: &row.org_id,
-            lead_id: &row.id,
-            kind: "expired",
-            rule_set_version: None,
-            rep_id: Some(&owner),
-            record: json!({"previous_owner": owner, "protection_ended_at": row.protection_ends_at, "reclaim_blocked_until": now + reclaim_block}).to_string().into_bytes(),
-            at: now,
-        })
-        .await?;
+        org_id: &row.org_id,
+        lead_id: &row.id,
+        kind: "expired",
+        rule_set_version: None,
+        rep_id: Some(&owner),
+        record: json!({"previous_owner": owner, "protection_ended_at": row.protection_ends_at, "reclaim_blocked_until": now + reclaim_block}).to_string().into_bytes(),
+        at: now,
+    })
+    .await?;
     let mut recipients = vec![owner.clone()];
     recipients.extend(repo::managers_of_org(&txn, &row.org_id).await?);
     let stamp = row.assigned_at.map_or(0, OffsetDateTime::unix_timestamp);
@@ -133,15 +133,9 @@ pub async fn claim(
     if row.status != repo::POOL {
         return Ok(Err(ClaimRefused::NotInPool));
     }
-    if row.previous_owner_id.as_deref() == Some(caller.user_id.as_str())
-        && let Some(until) = row.reclaim_blocked_until
-        && until > now
-    {
-        return Ok(Err(ClaimRefused::ReclaimBlocked { until }));
-    }
-    // The lead remembers only its last previous owner: a block set by an earlier expiry in this
-    // caller's hands is found in the lead's decisions (the lead may have expired again since,
-    // in someone else's).
+    // Blocked by any expiry in this caller's hands within the block period, found in the
+    // lead's decisions: the lead's own `previous_owner_id` names only its last previous owner
+    // (it may have expired again since, in someone else's).
     if let Some(expired) =
         repo::last_expiry_in_hands_of(&txn, lead_id, &caller.user_id, now - limits.reclaim_block)
             .await?
