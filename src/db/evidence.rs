@@ -9,8 +9,8 @@
 use super::entities::{evidence, evidence_band, upload_lease};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait, Set, TryIntoModel,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set, Statement, TryIntoModel,
 };
 use time::OffsetDateTime;
 
@@ -240,7 +240,24 @@ pub async fn of_deal<C: ConnectionTrait>(
 }
 
 /// Record that an upload of these bytes is under way, so the orphan sweep leaves them alone.
+///
+/// Exclusive with the sweep's check-and-delete of the same bytes ([`lock_bytes_for_sweep`]):
+/// the lease commits either before the sweep looks, which then sees it, or after the sweep's
+/// deletes, and the upload stores its bytes only after its lease. On PostgreSQL the insert
+/// takes the bytes' advisory lock in shared mode in the same statement (one round trip; leases
+/// of the same bytes do not wait for each other) and holds it until it commits. SQLite: the
+/// insert needs the one writer connection, which the sweep holds for its check and deletes.
 pub async fn lease<C: ConnectionTrait>(db: &C, sha256: &str) -> Result<(), DbErr> {
+    if db.get_database_backend() == DbBackend::Postgres {
+        db.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "INSERT INTO upload_leases (id, sha256, created_at) SELECT $1, $2, $3 \
+             FROM (SELECT pg_advisory_xact_lock_shared(hashtextextended($2, 0))) AS locked",
+            [super::new_id().into(), sha256.into(), super::now().into()],
+        ))
+        .await?;
+        return Ok(());
+    }
     upload_lease::ActiveModel {
         id: Set(super::new_id()),
         sha256: Set(sha256.to_owned()),
@@ -249,6 +266,22 @@ pub async fn lease<C: ConnectionTrait>(db: &C, sha256: &str) -> Result<(), DbErr
     .insert(db)
     .await
     .map(|_| ())
+}
+
+/// Inside the sweep's transaction, before it looks at these bytes: wait for leases of them
+/// being written and keep new ones out until the transaction ends (see [`lease`]). PostgreSQL:
+/// the bytes' advisory lock, exclusively. SQLite: nothing to take, the transaction already holds
+/// the one writer connection every lease needs.
+pub async fn lock_bytes_for_sweep<C: ConnectionTrait>(txn: &C, sha256: &str) -> Result<(), DbErr> {
+    if txn.get_database_backend() == DbBackend::Postgres {
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            [sha256.into()],
+        ))
+        .await?;
+    }
+    Ok(())
 }
 
 /// Whether a blob of these bytes is claimed: referenced by evidence, or leased since `since`.

@@ -809,6 +809,149 @@ async fn orphan_blobs_are_swept_through_their_leases_and_accepted_ones_kept() {
     );
 }
 
+/// A store whose deletes say when they start and then wait until the test lets them go.
+struct HeldDeletes {
+    inner: std::sync::Arc<dyn fieldproof::storage::BlobStore>,
+    started: tokio::sync::Notify,
+    go: tokio::sync::watch::Receiver<bool>,
+}
+
+#[async_trait::async_trait]
+impl fieldproof::storage::BlobStore for HeldDeletes {
+    async fn put_file(
+        &self,
+        key: &fieldproof::storage::BlobKey,
+        path: &std::path::Path,
+        content_type: &str,
+    ) -> Result<fieldproof::storage::PutOutcome, fieldproof::storage::StoreError> {
+        self.inner.put_file(key, path, content_type).await
+    }
+    async fn put_bytes(
+        &self,
+        key: &fieldproof::storage::BlobKey,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> Result<fieldproof::storage::PutOutcome, fieldproof::storage::StoreError> {
+        self.inner.put_bytes(key, bytes, content_type).await
+    }
+    async fn get(
+        &self,
+        key: &fieldproof::storage::BlobKey,
+    ) -> Result<Vec<u8>, fieldproof::storage::StoreError> {
+        self.inner.get(key).await
+    }
+    async fn get_stream(
+        &self,
+        key: &fieldproof::storage::BlobKey,
+    ) -> Result<fieldproof::storage::BlobStream, fieldproof::storage::StoreError> {
+        self.inner.get_stream(key).await
+    }
+    async fn exists(
+        &self,
+        key: &fieldproof::storage::BlobKey,
+    ) -> Result<bool, fieldproof::storage::StoreError> {
+        self.inner.exists(key).await
+    }
+    async fn delete(
+        &self,
+        key: &fieldproof::storage::BlobKey,
+    ) -> Result<(), fieldproof::storage::StoreError> {
+        self.started.notify_one();
+        let mut go = self.go.clone();
+        let _ = go.wait_for(|go| *go).await;
+        self.inner.delete(key).await
+    }
+    async fn list(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<fieldproof::storage::BlobEntry>, fieldproof::storage::StoreError> {
+        self.inner.list(prefix).await
+    }
+    async fn presigned_get(
+        &self,
+        key: &fieldproof::storage::BlobKey,
+        ttl: std::time::Duration,
+    ) -> Result<Option<String>, fieldproof::storage::StoreError> {
+        self.inner.presigned_get(key, ttl).await
+    }
+    async fn check(&self) -> Result<(), fieldproof::storage::StoreError> {
+        self.inner.check().await
+    }
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+}
+
+/// The sweep decides an old lease's bytes are orphans and is about to delete them when a rep
+/// uploads the very same photo again: the upload's lease waits for the sweep, then stores the
+/// bytes anew. Before, the upload leased, stored (the bytes were still there), committed its row
+/// and answered 201, and the sweep's delete then removed the photo and thumbnail of an accepted
+/// row.
+#[tokio::test]
+async fn a_re_upload_racing_the_orphan_sweep_keeps_its_bytes() {
+    use fieldproof::services::evidence::sweep::sweep_orphans;
+    use fieldproof::storage::BlobKey;
+    use sha2::Digest;
+    let (inner, _store) = crate::helpers::test_blob_store().await;
+    let (go, held) = tokio::sync::watch::channel(false);
+    let store = std::sync::Arc::new(HeldDeletes {
+        inner,
+        started: tokio::sync::Notify::new(),
+        go: held,
+    });
+    let app = spawn_app_with_blobs(Some(store.clone())).await;
+    let s = deal_at_site_survey(&app, "Race Co").await;
+    let bytes = photo(83, SITE.0, SITE.1, 5);
+    let sha = hex::encode(sha2::Sha256::digest(&bytes));
+    let original = BlobKey::parse(format!("originals/{}/{sha}", &sha[..2])).unwrap();
+    let thumb = BlobKey::parse(format!("thumbs/{sha}.jpg")).unwrap();
+    // An earlier upload of these bytes leased and stored them, then died before its row.
+    fieldproof::db::evidence::lease(&app.db, &sha)
+        .await
+        .unwrap();
+    for key in [&original, &thumb] {
+        app.state
+            .blobs
+            .put_bytes(key, bytes.clone(), "image/jpeg")
+            .await
+            .unwrap();
+    }
+
+    // The sweep, a while later, finds that lease expired and starts deleting.
+    let state = app.state.clone();
+    let later = OffsetDateTime::now_utc() + time::Duration::seconds(5);
+    let sweep =
+        tokio::spawn(async move { sweep_orphans(&state, later, time::Duration::ZERO).await });
+    store.started.notified().await;
+    // The same photo arrives again while the delete is under way.
+    let again = upload(
+        &app,
+        &s.rep,
+        &s.deal,
+        "site_survey",
+        form(&uuid(), &["nameplate"], bytes.clone()),
+    );
+    tokio::pin!(again);
+    // Without the sweep's lock the upload is answered while the delete still waits; with it the
+    // upload waits for the sweep.
+    let early = tokio::time::timeout(std::time::Duration::from_secs(5), &mut again).await;
+    go.send(true).unwrap();
+    let response = match early {
+        Ok(response) => response,
+        Err(_) => again.await,
+    };
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["sha256"], sha.as_str());
+    assert_eq!(sweep.await.unwrap().unwrap(), 2, "the orphan's two blobs");
+    for key in [&original, &thumb] {
+        assert!(
+            app.state.blobs.exists(key).await.unwrap(),
+            "{key} of the accepted upload"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_thumbnail_url_works_while_fresh_and_only_with_its_signature() {
     let app = spawn_app().await;

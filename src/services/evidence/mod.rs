@@ -526,7 +526,8 @@ pub async fn ingest(
         }
     };
 
-    // Blob first. A lease keeps the orphan sweep off these bytes while the row is written.
+    // Blob first. A lease keeps the orphan sweep off these bytes while the row is written: once
+    // it is committed no sweep deletes them (see `sweep`), so the bytes are there at the commit.
     repo::lease(&state.db, &sha).await?;
     let original = original_key(&sha)?;
     state
@@ -675,20 +676,6 @@ pub async fn ingest(
     let response = serde_json::to_value(&view).map_err(ApiError::internal)?;
     repo::set_response(&txn, &inserted.id, response.clone()).await?;
     txn.commit().await?;
-
-    // The row is committed: make sure its bytes are there (a sweep racing a re-upload of old
-    // bytes could have removed them between our put and the commit).
-    if !state.blobs.exists(&original).await? {
-        tracing::warn!(evidence = %evidence_id, "original missing after commit; storing it again");
-        state
-            .blobs
-            .put_file(
-                &original,
-                &upload.file.path,
-                upload.file.format.media_type(),
-            )
-            .await?;
-    }
     Ok(Ingested::Created(response))
 }
 

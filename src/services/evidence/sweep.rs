@@ -1,7 +1,8 @@
 //! The orphan sweep: bytes no row refers to are removed once they are older than the grace
 //! period — a photo and its thumbnail whose upload failed after storing them, and quote PDFs no
 //! quote refers to (an issue rolled back after storing its PDF). Safe with N instances: deleting
-//! an object or a lease twice is harmless.
+//! an object or a lease twice is harmless, and a photo's bytes are looked at and deleted under a
+//! lock that an upload leasing the same bytes waits for.
 //!
 //! Photos are found through their **upload leases**, not by listing the store: every upload
 //! leases its SHA-256 before it stores a byte ([`repo::lease`]), so a lease that outlived the
@@ -14,6 +15,7 @@
 use crate::db::evidence as repo;
 use crate::state::AppState;
 use crate::storage::BlobKey;
+use sea_orm::TransactionTrait;
 use time::{Duration, OffsetDateTime};
 
 /// How far back past the grace period a pass looks for quote PDFs, which have no lease and are
@@ -30,6 +32,37 @@ fn keys_of(sha: &str) -> Option<[BlobKey; 2]> {
     Some([super::original_key(sha).ok()?, super::thumb_key(sha).ok()?])
 }
 
+/// Remove the original and thumbnail of `sha` unless they are claimed: by an evidence row, or by
+/// an upload of the same bytes that leased them since `cutoff`. Claimed bytes (nearly every
+/// expired lease: its upload went through) are skipped on a plain read. Otherwise the look is
+/// taken again and the deletes made under the bytes' sweep lock ([`repo::lock_bytes_for_sweep`]),
+/// which a new lease of them waits for: without it, a re-upload of the same bytes could lease,
+/// store, and commit its row between the look and the delete, and lose its photo.
+async fn remove_if_unclaimed(
+    state: &AppState,
+    sha: &str,
+    cutoff: OffsetDateTime,
+) -> anyhow::Result<usize> {
+    if repo::sha_in_use(&state.reads, sha, cutoff).await? {
+        return Ok(0);
+    }
+    let txn = state.db.begin().await?;
+    repo::lock_bytes_for_sweep(&txn, sha).await?;
+    if repo::sha_in_use(&txn, sha, cutoff).await? {
+        return Ok(0);
+    }
+    let mut removed = 0;
+    for key in keys_of(sha).into_iter().flatten() {
+        if state.blobs.exists(&key).await? {
+            state.blobs.delete(&key).await?;
+            tracing::info!(key = %key, "orphan blob removed");
+            removed += 1;
+        }
+    }
+    txn.commit().await?;
+    Ok(removed)
+}
+
 /// Expired leases read per page.
 const LEASE_PAGE: u64 = 500;
 
@@ -44,17 +77,7 @@ pub async fn sweep_orphans(
     loop {
         let leases = repo::leases_before(&state.db, cutoff, LEASE_PAGE).await?;
         for (_, sha) in &leases {
-            // Claimed by a row, or by an upload of the same bytes that leased them since.
-            if repo::sha_in_use(&state.db, sha, cutoff).await? {
-                continue;
-            }
-            for key in keys_of(sha).into_iter().flatten() {
-                if state.blobs.exists(&key).await? {
-                    state.blobs.delete(&key).await?;
-                    tracing::info!(key = %key, "orphan blob removed");
-                    removed += 1;
-                }
-            }
+            removed += remove_if_unclaimed(state, sha, cutoff).await?;
         }
         let ids: Vec<String> = leases.iter().map(|(id, _)| id.clone()).collect();
         repo::forget_leases(&state.db, &ids).await?;
