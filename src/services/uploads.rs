@@ -285,9 +285,17 @@ where
             if repo::advance(&state.db, upload_id, to_i64(offset)?, to_i64(offset + len)?).await? {
                 return Ok(offset + len);
             }
+            let Some(row) = repo::find(&state.db, upload_id).await? else {
+                // The session expired and was swept while the body streamed in: no sweep will
+                // look for this piece again, so it goes now.
+                if let Err(e) = state.blobs.delete(&key).await {
+                    tracing::warn!(%key, error = %crate::telemetry::cause_chain(&anyhow::Error::from(e)), "could not delete the piece of a swept upload");
+                }
+                return Err(ApiError::not_found());
+            };
             // A concurrent request found our piece and advanced by its size first (see the
             // module docs): our bytes count all the same. The object stays either way.
-            let current = current_offset(state, upload_id).await?;
+            let current = stored_u64(row.received);
             if current == offset + len {
                 Ok(current)
             } else {
@@ -526,7 +534,9 @@ async fn delete_chunks_logged(state: &AppState, upload_id: &str) {
 /// Delete sessions that expired before `now`, with their pieces; returns how many rows this
 /// call deleted. Safe with several processes sweeping at once: deleting a piece or a row twice
 /// is harmless, and a row is deleted only after its pieces, so a sweep that fails half-way
-/// (blob store down) leaves the row for the next one.
+/// (blob store down) leaves the row for the next one. A piece still streaming in when its
+/// session goes is not left behind: pieces are listed again once the row is gone, and a piece
+/// stored later is deleted by its own request.
 pub async fn sweep_expired(state: &AppState, now: OffsetDateTime) -> anyhow::Result<usize> {
     let mut deleted = 0;
     loop {
@@ -546,6 +556,10 @@ pub async fn sweep_expired(state: &AppState, now: OffsetDateTime) -> anyhow::Res
                 .context("deleting an expired upload")?
             {
                 deleted += 1;
+                // A piece whose request advanced the offset after the listing above and before
+                // the row went. Pieces stored after this are removed by their own request,
+                // which finds the row gone.
+                delete_chunks_logged(state, &session.id).await;
             }
         }
         if !full || !progressed {

@@ -809,79 +809,6 @@ async fn orphan_blobs_are_swept_through_their_leases_and_accepted_ones_kept() {
     );
 }
 
-/// A store whose deletes say when they start and then wait until the test lets them go.
-struct HeldDeletes {
-    inner: std::sync::Arc<dyn fieldproof::storage::BlobStore>,
-    started: tokio::sync::Notify,
-    go: tokio::sync::watch::Receiver<bool>,
-}
-
-#[async_trait::async_trait]
-impl fieldproof::storage::BlobStore for HeldDeletes {
-    async fn put_file(
-        &self,
-        key: &fieldproof::storage::BlobKey,
-        path: &std::path::Path,
-        content_type: &str,
-    ) -> Result<fieldproof::storage::PutOutcome, fieldproof::storage::StoreError> {
-        self.inner.put_file(key, path, content_type).await
-    }
-    async fn put_bytes(
-        &self,
-        key: &fieldproof::storage::BlobKey,
-        bytes: Vec<u8>,
-        content_type: &str,
-    ) -> Result<fieldproof::storage::PutOutcome, fieldproof::storage::StoreError> {
-        self.inner.put_bytes(key, bytes, content_type).await
-    }
-    async fn get(
-        &self,
-        key: &fieldproof::storage::BlobKey,
-    ) -> Result<Vec<u8>, fieldproof::storage::StoreError> {
-        self.inner.get(key).await
-    }
-    async fn get_stream(
-        &self,
-        key: &fieldproof::storage::BlobKey,
-    ) -> Result<fieldproof::storage::BlobStream, fieldproof::storage::StoreError> {
-        self.inner.get_stream(key).await
-    }
-    async fn exists(
-        &self,
-        key: &fieldproof::storage::BlobKey,
-    ) -> Result<bool, fieldproof::storage::StoreError> {
-        self.inner.exists(key).await
-    }
-    async fn delete(
-        &self,
-        key: &fieldproof::storage::BlobKey,
-    ) -> Result<(), fieldproof::storage::StoreError> {
-        self.started.notify_one();
-        let mut go = self.go.clone();
-        let _ = go.wait_for(|go| *go).await;
-        self.inner.delete(key).await
-    }
-    async fn list(
-        &self,
-        prefix: &str,
-    ) -> Result<Vec<fieldproof::storage::BlobEntry>, fieldproof::storage::StoreError> {
-        self.inner.list(prefix).await
-    }
-    async fn presigned_get(
-        &self,
-        key: &fieldproof::storage::BlobKey,
-        ttl: std::time::Duration,
-    ) -> Result<Option<String>, fieldproof::storage::StoreError> {
-        self.inner.presigned_get(key, ttl).await
-    }
-    async fn check(&self) -> Result<(), fieldproof::storage::StoreError> {
-        self.inner.check().await
-    }
-    fn kind(&self) -> &'static str {
-        self.inner.kind()
-    }
-}
-
 /// The sweep decides an old lease's bytes are orphans and is about to delete them when a rep
 /// uploads the very same photo again: the upload's lease waits for the sweep, then stores the
 /// bytes anew. Before, the upload leased, stored (the bytes were still there), committed its row
@@ -893,12 +820,7 @@ async fn a_re_upload_racing_the_orphan_sweep_keeps_its_bytes() {
     use fieldproof::storage::BlobKey;
     use sha2::Digest;
     let (inner, _store) = crate::helpers::test_blob_store().await;
-    let (go, held) = tokio::sync::watch::channel(false);
-    let store = std::sync::Arc::new(HeldDeletes {
-        inner,
-        started: tokio::sync::Notify::new(),
-        go: held,
-    });
+    let (store, go) = crate::helpers::HeldDeletes::wrap(inner);
     let app = spawn_app_with_blobs(Some(store.clone())).await;
     let s = deal_at_site_survey(&app, "Race Co").await;
     let bytes = photo(83, SITE.0, SITE.1, 5);

@@ -402,3 +402,89 @@ pub async fn error_body(response: Response, status: u16, code: &str) -> Value {
     assert!(body["details"].is_object(), "details in {body}");
     body
 }
+
+/// A blob store whose deletes say when they start (`started`) and then wait until the test
+/// lets them go (`true` on the sender [`HeldDeletes::wrap`] returns): for races with a sweep.
+pub struct HeldDeletes {
+    inner: Arc<dyn BlobStore>,
+    pub started: tokio::sync::Notify,
+    go: tokio::sync::watch::Receiver<bool>,
+}
+
+impl HeldDeletes {
+    pub fn wrap(inner: Arc<dyn BlobStore>) -> (Arc<HeldDeletes>, tokio::sync::watch::Sender<bool>) {
+        let (go, held) = tokio::sync::watch::channel(false);
+        let store = HeldDeletes {
+            inner,
+            started: tokio::sync::Notify::new(),
+            go: held,
+        };
+        (Arc::new(store), go)
+    }
+}
+
+#[async_trait::async_trait]
+impl fieldproof::storage::BlobStore for HeldDeletes {
+    async fn put_file(
+        &self,
+        key: &fieldproof::storage::BlobKey,
+        path: &std::path::Path,
+        content_type: &str,
+    ) -> Result<fieldproof::storage::PutOutcome, fieldproof::storage::StoreError> {
+        self.inner.put_file(key, path, content_type).await
+    }
+    async fn put_bytes(
+        &self,
+        key: &fieldproof::storage::BlobKey,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> Result<fieldproof::storage::PutOutcome, fieldproof::storage::StoreError> {
+        self.inner.put_bytes(key, bytes, content_type).await
+    }
+    async fn get(
+        &self,
+        key: &fieldproof::storage::BlobKey,
+    ) -> Result<Vec<u8>, fieldproof::storage::StoreError> {
+        self.inner.get(key).await
+    }
+    async fn get_stream(
+        &self,
+        key: &fieldproof::storage::BlobKey,
+    ) -> Result<fieldproof::storage::BlobStream, fieldproof::storage::StoreError> {
+        self.inner.get_stream(key).await
+    }
+    async fn exists(
+        &self,
+        key: &fieldproof::storage::BlobKey,
+    ) -> Result<bool, fieldproof::storage::StoreError> {
+        self.inner.exists(key).await
+    }
+    async fn delete(
+        &self,
+        key: &fieldproof::storage::BlobKey,
+    ) -> Result<(), fieldproof::storage::StoreError> {
+        self.started.notify_one();
+        let mut go = self.go.clone();
+        let _ = go.wait_for(|go| *go).await;
+        self.inner.delete(key).await
+    }
+    async fn list(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<fieldproof::storage::BlobEntry>, fieldproof::storage::StoreError> {
+        self.inner.list(prefix).await
+    }
+    async fn presigned_get(
+        &self,
+        key: &fieldproof::storage::BlobKey,
+        ttl: std::time::Duration,
+    ) -> Result<Option<String>, fieldproof::storage::StoreError> {
+        self.inner.presigned_get(key, ttl).await
+    }
+    async fn check(&self) -> Result<(), fieldproof::storage::StoreError> {
+        self.inner.check().await
+    }
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+}

@@ -544,3 +544,93 @@ async fn expired_uploads_are_swept_with_their_pieces() {
     let fresh = create(&app, &token, "cap-old", &file).await;
     assert_eq!(fresh.status(), 201);
 }
+
+/// The phone's PATCH is still streaming when its session expires and is swept: the piece it
+/// stores afterwards is deleted by that request (no sweep would look for it again) and the phone
+/// gets 404. Before, the piece stayed in the store for good.
+#[tokio::test]
+async fn a_piece_still_streaming_when_its_session_is_swept_is_not_left_behind() {
+    let app = spawn_app().await;
+    let token = app.token("rep_a").await;
+    let file = file_bytes(2000);
+    let id = start(&app, &token, "cap-late", &file).await;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    let request = app
+        .request(
+            Method::PATCH,
+            &format!("/api/v1/uploads/{id}"),
+            Some(&token),
+        )
+        .header("Upload-Offset", 0)
+        .header("Content-Type", OCTETS)
+        .body(reqwest::Body::wrap_stream(body))
+        .send();
+    let temp_dir = app.state.settings.data_dir.join("tmp");
+    let sweep_meanwhile = async {
+        tx.send(Ok(Bytes::copy_from_slice(&file[..800])))
+            .await
+            .unwrap();
+        // The server has taken the request and is writing the piece to its temp file.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !std::fs::read_dir(&temp_dir).is_ok_and(|mut dir| {
+            dir.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().contains(&id)))
+        }) {
+            assert!(Instant::now() < deadline, "the piece never started");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let later = db::now() + uploads::UPLOAD_TTL + time::Duration::minutes(1);
+        let swept = uploads::sweep_expired(&app.state, later).await.unwrap();
+        tx.send(Ok(Bytes::copy_from_slice(&file[800..])))
+            .await
+            .unwrap();
+        drop(tx);
+        swept
+    };
+    let (response, swept) = tokio::join!(request, sweep_meanwhile);
+    assert_eq!(swept, 1);
+    assert_eq!(response.unwrap().status(), 404);
+    let pieces = app
+        .state
+        .blobs
+        .list(&format!("uploads/{id}/"))
+        .await
+        .unwrap();
+    assert!(pieces.is_empty(), "pieces left: {pieces:?}");
+}
+
+/// A piece lands between the sweep's listing of an expired session's pieces and the removal of
+/// its row: the sweep lists the pieces again once the row is gone. Before, that piece stayed.
+#[tokio::test]
+async fn a_piece_stored_while_its_session_is_being_swept_goes_with_it() {
+    let (inner, _store) = crate::helpers::test_blob_store().await;
+    let (store, go) = crate::helpers::HeldDeletes::wrap(inner);
+    let app = crate::helpers::spawn_app_with_blobs(Some(store.clone())).await;
+    let token = app.token("rep_a").await;
+    let file = file_bytes(2000);
+    let id = start(&app, &token, "cap-mid", &file).await;
+    assert_eq!(
+        send_piece(&app, &token, &id, 0, &file[..800])
+            .await
+            .status(),
+        204
+    );
+    let state = app.state.clone();
+    let later = db::now() + uploads::UPLOAD_TTL + time::Duration::minutes(1);
+    let sweep = tokio::spawn(async move { uploads::sweep_expired(&state, later).await });
+    // The sweep has listed the first piece and is deleting it when the second one arrives.
+    store.started.notified().await;
+    let second = send_piece(&app, &token, &id, 800, &file[800..]).await;
+    assert_eq!(second.status(), 204);
+    go.send(true).unwrap();
+    assert_eq!(sweep.await.unwrap().unwrap(), 1);
+    let pieces = app
+        .state
+        .blobs
+        .list(&format!("uploads/{id}/"))
+        .await
+        .unwrap();
+    assert!(pieces.is_empty(), "pieces left: {pieces:?}");
+}
