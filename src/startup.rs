@@ -76,6 +76,7 @@ impl Application {
             ),
             db,
             blobs,
+            bytes_locks: Arc::default(),
             tokens: AccessTokens::new(&key, settings.access_token_ttl_secs),
             verifier: crate::services::evidence::verifier::Verifier::per_core()
                 .context("starting the verification threads")?,

@@ -4,7 +4,7 @@
 
 use crate::auth::jwt::AccessTokens;
 use crate::config::Settings;
-use crate::storage::BlobStore;
+use crate::storage::{BlobStore, KeyLocks};
 use sea_orm::DatabaseConnection;
 use std::sync::Arc;
 
@@ -15,6 +15,9 @@ pub struct AppState {
     /// read-only connections beside the single writer on SQLite.
     pub reads: DatabaseConnection,
     pub blobs: Arc<dyn BlobStore>,
+    /// In this process, an upload's lease of a photo's bytes and the orphan sweep's look at and
+    /// deletion of them take turns, by the original's key (`services::evidence::sweep`).
+    pub bytes_locks: Arc<KeyLocks>,
     pub tokens: AccessTokens,
     pub settings: Arc<Settings>,
     /// Evidence verification is CPU-bound: at most one file per core is decoded at a time, on

@@ -239,14 +239,11 @@ pub async fn of_deal<C: ConnectionTrait>(
         .await
 }
 
-/// Record that an upload of these bytes is under way, so the orphan sweep leaves them alone.
-///
-/// Exclusive with the sweep's check-and-delete of the same bytes ([`lock_bytes_for_sweep`]):
-/// the lease commits either before the sweep looks, which then sees it, or after the sweep's
-/// deletes, and the upload stores its bytes only after its lease. On PostgreSQL the insert
-/// takes the bytes' advisory lock in shared mode in the same statement (one round trip; leases
-/// of the same bytes do not wait for each other) and holds it until it commits. SQLite: the
-/// insert needs the one writer connection, which the sweep holds for its check and deletes.
+/// Record that an upload of these bytes is under way (`services::evidence::sweep::lease`, which
+/// keeps it apart from the orphan sweep in this process). On PostgreSQL the insert also takes
+/// the bytes' advisory lock in shared mode in the same statement (one round trip) and holds it
+/// until it commits, so a sweep of another instance holding it exclusively
+/// ([`lock_bytes_exclusive`]) finishes its look and deletes first, or sees this lease.
 pub async fn lease<C: ConnectionTrait>(db: &C, sha256: &str) -> Result<(), DbErr> {
     if db.get_database_backend() == DbBackend::Postgres {
         db.execute_raw(Statement::from_sql_and_values(
@@ -268,11 +265,10 @@ pub async fn lease<C: ConnectionTrait>(db: &C, sha256: &str) -> Result<(), DbErr
     .map(|_| ())
 }
 
-/// Inside the sweep's transaction, before it looks at these bytes: wait for leases of them
-/// being written and keep new ones out until the transaction ends (see [`lease`]). PostgreSQL:
-/// the bytes' advisory lock, exclusively. SQLite: nothing to take, the transaction already holds
-/// the one writer connection every lease needs.
-pub async fn lock_bytes_for_sweep<C: ConnectionTrait>(txn: &C, sha256: &str) -> Result<(), DbErr> {
+/// PostgreSQL, inside the sweep's transaction before it looks at these bytes: wait for leases of
+/// them being written and keep new ones out until the transaction ends (see [`lease`]). A no-op
+/// elsewhere.
+pub async fn lock_bytes_exclusive<C: ConnectionTrait>(txn: &C, sha256: &str) -> Result<(), DbErr> {
     if txn.get_database_backend() == DbBackend::Postgres {
         txn.execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,

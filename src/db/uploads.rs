@@ -129,6 +129,23 @@ pub async fn expired<C: ConnectionTrait>(
         .await
 }
 
+/// Close a session that has expired by `now` to further pieces before its pieces are deleted:
+/// `advance` refuses a completed session, and the request it refused deletes its own piece.
+pub async fn close_expired<C: ConnectionTrait>(
+    db: &C,
+    id: &str,
+    now: OffsetDateTime,
+) -> Result<(), DbErr> {
+    upload_session::Entity::update_many()
+        .col_expr(upload_session::Column::CompletedAt, Expr::value(now))
+        .filter(upload_session::Column::Id.eq(id))
+        .filter(upload_session::Column::ExpiresAt.lt(now))
+        .filter(upload_session::Column::CompletedAt.is_null())
+        .exec(db)
+        .await
+        .map(|_| ())
+}
+
 /// Delete a session if it has expired by `now`; false when another process already did (or it
 /// has not expired).
 pub async fn delete_expired<C: ConnectionTrait>(

@@ -285,13 +285,20 @@ where
             if repo::advance(&state.db, upload_id, to_i64(offset)?, to_i64(offset + len)?).await? {
                 return Ok(offset + len);
             }
-            let Some(row) = repo::find(&state.db, upload_id).await? else {
-                // The session expired and was swept while the body streamed in: no sweep will
-                // look for this piece again, so it goes now.
-                if let Err(e) = state.blobs.delete(&key).await {
-                    tracing::warn!(%key, error = %crate::telemetry::cause_chain(&anyhow::Error::from(e)), "could not delete the piece of a swept upload");
+            let row = match repo::find(&state.db, upload_id).await? {
+                Some(row) if row.completed_at.is_none() => row,
+                closed => {
+                    // The session was used, or expired and swept, while the body streamed in:
+                    // the listing that deletes its pieces may have run already and will not run
+                    // again, so this piece goes now.
+                    if let Err(e) = state.blobs.delete(&key).await {
+                        tracing::warn!(%key, error = %crate::telemetry::cause_chain(&anyhow::Error::from(e)), "could not delete the piece of a closed upload");
+                    }
+                    return Err(match closed {
+                        Some(row) if row.expires_at > db::now() => already_completed(upload_id),
+                        _ => ApiError::not_found(),
+                    });
                 }
-                return Err(ApiError::not_found());
             };
             // A concurrent request found our piece and advanced by its size first (see the
             // module docs): our bytes count all the same. The object stays either way.
@@ -535,8 +542,8 @@ async fn delete_chunks_logged(state: &AppState, upload_id: &str) {
 /// call deleted. Safe with several processes sweeping at once: deleting a piece or a row twice
 /// is harmless, and a row is deleted only after its pieces, so a sweep that fails half-way
 /// (blob store down) leaves the row for the next one. A piece still streaming in when its
-/// session goes is not left behind: pieces are listed again once the row is gone, and a piece
-/// stored later is deleted by its own request.
+/// session goes is not left behind: the session is closed before its pieces are listed, and a
+/// piece stored after that is deleted by its own request, which the closed session refuses.
 pub async fn sweep_expired(state: &AppState, now: OffsetDateTime) -> anyhow::Result<usize> {
     let mut deleted = 0;
     loop {
@@ -546,6 +553,10 @@ pub async fn sweep_expired(state: &AppState, now: OffsetDateTime) -> anyhow::Res
         let full = batch.len() as u64 == SWEEP_BATCH;
         let mut progressed = false;
         for session in batch {
+            // No piece is added after this (see `close_expired`), so one listing finds them all.
+            repo::close_expired(&state.db, &session.id, now)
+                .await
+                .context("closing an expired upload")?;
             if let Err(e) = delete_chunks(state, &session.id).await {
                 tracing::warn!(upload_id = %session.id, error = %crate::telemetry::cause_chain(&anyhow::Error::from(e)), "expired upload kept for the next sweep");
                 continue;
@@ -556,10 +567,6 @@ pub async fn sweep_expired(state: &AppState, now: OffsetDateTime) -> anyhow::Res
                 .context("deleting an expired upload")?
             {
                 deleted += 1;
-                // A piece whose request advanced the offset after the listing above and before
-                // the row went. Pieces stored after this are removed by their own request,
-                // which finds the row gone.
-                delete_chunks_logged(state, &session.id).await;
             }
         }
         if !full || !progressed {

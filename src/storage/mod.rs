@@ -18,8 +18,9 @@ pub use key::{BlobKey, validate_prefix};
 use crate::config::{BlobStoreKind, Settings};
 use async_trait::async_trait;
 use futures_util::stream::BoxStream;
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use time::OffsetDateTime;
 
@@ -86,6 +87,33 @@ impl StoreError {
 
     pub fn is_unavailable(&self) -> bool {
         matches!(self, StoreError::Unavailable { .. })
+    }
+}
+
+/// One async lock per key in this process, dropped when nobody holds it: the S3 store's writes
+/// of one key take turns on one; the orphan sweep and upload leases of one photo on another
+/// (`AppState::bytes_locks`).
+#[derive(Default)]
+pub struct KeyLocks {
+    held: Mutex<HashMap<BlobKey, Weak<tokio::sync::Mutex<()>>>>,
+}
+
+impl KeyLocks {
+    pub async fn lock(&self, key: &BlobKey) -> tokio::sync::OwnedMutexGuard<()> {
+        let mutex = {
+            // Nothing can panic while this is held, so a poisoned map is still consistent.
+            let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+            match held.get(key).and_then(Weak::upgrade) {
+                Some(mutex) => mutex,
+                None => {
+                    held.retain(|_, lock| lock.strong_count() > 0);
+                    let mutex = Arc::new(tokio::sync::Mutex::new(()));
+                    held.insert(key.clone(), Arc::downgrade(&mutex));
+                    mutex
+                }
+            }
+        };
+        mutex.lock_owned().await
     }
 }
 

@@ -9,7 +9,9 @@
 //! then writes, without a lock) still report `Created` once per process. Files above
 //! [`PART_SIZE`] go up in parts read straight from disk, so memory stays flat whatever the size.
 
-use super::{BlobEntry, BlobKey, BlobStore, BlobStream, PutOutcome, StoreError, validate_prefix};
+use super::{
+    BlobEntry, BlobKey, BlobStore, BlobStream, KeyLocks, PutOutcome, StoreError, validate_prefix,
+};
 use crate::config::Settings;
 use anyhow::Context;
 use async_trait::async_trait;
@@ -27,9 +29,7 @@ use aws_sdk_s3::types::{
 };
 use futures_util::{StreamExt, TryStreamExt};
 use secrecy::{ExposeSecret, SecretString};
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use time::OffsetDateTime;
 
@@ -102,31 +102,6 @@ pub struct S3Store {
     region: String,
     create_bucket: bool,
     writing: KeyLocks,
-}
-
-/// One async lock per key being written in this process, dropped when nobody holds it.
-#[derive(Default)]
-struct KeyLocks {
-    held: Mutex<HashMap<BlobKey, Weak<tokio::sync::Mutex<()>>>>,
-}
-
-impl KeyLocks {
-    async fn lock(&self, key: &BlobKey) -> tokio::sync::OwnedMutexGuard<()> {
-        let mutex = {
-            // Nothing can panic while this is held, so a poisoned map is still consistent.
-            let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-            match held.get(key).and_then(Weak::upgrade) {
-                Some(mutex) => mutex,
-                None => {
-                    held.retain(|_, lock| lock.strong_count() > 0);
-                    let mutex = Arc::new(tokio::sync::Mutex::new(()));
-                    held.insert(key.clone(), Arc::downgrade(&mutex));
-                    mutex
-                }
-            }
-        };
-        mutex.lock_owned().await
-    }
 }
 
 impl S3Store {

@@ -601,10 +601,11 @@ async fn a_piece_still_streaming_when_its_session_is_swept_is_not_left_behind() 
     assert!(pieces.is_empty(), "pieces left: {pieces:?}");
 }
 
-/// A piece lands between the sweep's listing of an expired session's pieces and the removal of
-/// its row: the sweep lists the pieces again once the row is gone. Before, that piece stayed.
+/// The sweep has closed an expired session and listed its pieces when a PATCH that was already
+/// streaming stores its piece: the closed session refuses it, and the request deletes its own
+/// piece (the sweep will not list again). Before, that piece stayed in the store for good.
 #[tokio::test]
-async fn a_piece_stored_while_its_session_is_being_swept_goes_with_it() {
+async fn a_piece_stored_after_the_sweep_listed_its_session_is_deleted_by_its_request() {
     let (inner, _store) = crate::helpers::test_blob_store().await;
     let (store, go) = crate::helpers::HeldDeletes::wrap(inner);
     let app = crate::helpers::spawn_app_with_blobs(Some(store.clone())).await;
@@ -617,15 +618,57 @@ async fn a_piece_stored_while_its_session_is_being_swept_goes_with_it() {
             .status(),
         204
     );
-    let state = app.state.clone();
-    let later = db::now() + uploads::UPLOAD_TTL + time::Duration::minutes(1);
-    let sweep = tokio::spawn(async move { uploads::sweep_expired(&state, later).await });
-    // The sweep has listed the first piece and is deleting it when the second one arrives.
-    store.started.notified().await;
-    let second = send_piece(&app, &token, &id, 800, &file[800..]).await;
-    assert_eq!(second.status(), 204);
-    go.send(true).unwrap();
-    assert_eq!(sweep.await.unwrap().unwrap(), 1);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    let request = app
+        .request(
+            Method::PATCH,
+            &format!("/api/v1/uploads/{id}"),
+            Some(&token),
+        )
+        .header("Upload-Offset", 800)
+        .header("Content-Type", OCTETS)
+        .body(reqwest::Body::wrap_stream(body))
+        .send();
+    let temp_dir = app.state.settings.data_dir.join("tmp");
+    let held = Duration::from_secs(15);
+    let sweep_meanwhile = async {
+        tx.send(Ok(Bytes::copy_from_slice(&file[800..1000])))
+            .await
+            .unwrap();
+        let deadline = Instant::now() + held;
+        while !std::fs::read_dir(&temp_dir).is_ok_and(|mut dir| {
+            dir.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().contains(&id)))
+        }) {
+            assert!(Instant::now() < deadline, "the piece never started");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The sweep closes the session, lists piece 0 and is held deleting it.
+        let state = app.state.clone();
+        let later = db::now() + uploads::UPLOAD_TTL + time::Duration::minutes(1);
+        let sweep = tokio::spawn(async move { uploads::sweep_expired(&state, later).await });
+        tokio::time::timeout(held, store.started.notified())
+            .await
+            .expect("the sweep deletes the first piece");
+        // The streaming piece ends and is stored; its request finds the session closed and
+        // deletes it (held too, while the session's row is still there).
+        tx.send(Ok(Bytes::copy_from_slice(&file[1000..])))
+            .await
+            .unwrap();
+        drop(tx);
+        tokio::time::timeout(held, store.started.notified())
+            .await
+            .expect("the request deletes its own piece");
+        go.send(true).unwrap();
+        sweep.await.unwrap().unwrap()
+    };
+    let (response, swept) = tokio::join!(request, sweep_meanwhile);
+    assert_eq!(swept, 1);
+    // 409 `conflict` here: the sweep ran with a clock a day ahead, so by the request's clock the
+    // session has not expired but is closed.
+    assert_eq!(response.unwrap().status(), 409);
     let pieces = app
         .state
         .blobs

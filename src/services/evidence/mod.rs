@@ -18,7 +18,7 @@ use crate::db::{self, deals as deal_repo, evidence as repo};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::services::deals as engine;
 use crate::state::AppState;
-use crate::storage::BlobKey;
+use crate::storage::{BlobKey, PutOutcome};
 use base64::Engine;
 use fieldproof_domain::capture::{CaptureManifest, DeviceClock, anchor_capture_time};
 use fieldproof_domain::evidence::{
@@ -528,9 +528,9 @@ pub async fn ingest(
 
     // Blob first. A lease keeps the orphan sweep off these bytes while the row is written: once
     // it is committed no sweep deletes them (see `sweep`), so the bytes are there at the commit.
-    repo::lease(&state.db, &sha).await?;
+    sweep::lease(state, &sha).await?;
     let original = original_key(&sha)?;
-    state
+    let stored = state
         .blobs
         .put_file(
             &original,
@@ -676,6 +676,20 @@ pub async fn ingest(
     let response = serde_json::to_value(&view).map_err(ApiError::internal)?;
     repo::set_response(&txn, &inserted.id, response.clone()).await?;
     txn.commit().await?;
+    // Bytes found already stored could be going: an S3 delete of a sweep whose answer was lost
+    // (it failed, and let leases go on) may still be carried out. Checked once, after the
+    // commit, only then; bytes this upload stored itself need no look.
+    if stored == PutOutcome::AlreadyExisted && !state.blobs.exists(&original).await? {
+        tracing::warn!(evidence = %evidence_id, "original missing after commit; storing it again");
+        state
+            .blobs
+            .put_file(
+                &original,
+                &upload.file.path,
+                upload.file.format.media_type(),
+            )
+            .await?;
+    }
     Ok(Ingested::Created(response))
 }
 

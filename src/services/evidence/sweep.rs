@@ -1,8 +1,8 @@
 //! The orphan sweep: bytes no row refers to are removed once they are older than the grace
 //! period — a photo and its thumbnail whose upload failed after storing them, and quote PDFs no
 //! quote refers to (an issue rolled back after storing its PDF). Safe with N instances: deleting
-//! an object or a lease twice is harmless, and a photo's bytes are looked at and deleted under a
-//! lock that an upload leasing the same bytes waits for.
+//! an object or a lease twice is harmless, and a photo's bytes are looked at and deleted while
+//! an upload leasing the same bytes waits ([`lease`]).
 //!
 //! Photos are found through their **upload leases**, not by listing the store: every upload
 //! leases its SHA-256 before it stores a byte ([`repo::lease`]), so a lease that outlived the
@@ -15,7 +15,7 @@
 use crate::db::evidence as repo;
 use crate::state::AppState;
 use crate::storage::BlobKey;
-use sea_orm::TransactionTrait;
+use sea_orm::{DbBackend, TransactionTrait};
 use time::{Duration, OffsetDateTime};
 
 /// How far back past the grace period a pass looks for quote PDFs, which have no lease and are
@@ -35,9 +35,12 @@ fn keys_of(sha: &str) -> Option<[BlobKey; 2]> {
 /// Remove the original and thumbnail of `sha` unless they are claimed: by an evidence row, or by
 /// an upload of the same bytes that leased them since `cutoff`. Claimed bytes (nearly every
 /// expired lease: its upload went through) are skipped on a plain read. Otherwise the look is
-/// taken again and the deletes made under the bytes' sweep lock ([`repo::lock_bytes_for_sweep`]),
-/// which a new lease of them waits for: without it, a re-upload of the same bytes could lease,
-/// store, and commit its row between the look and the delete, and lose its photo.
+/// taken again and the deletes made while leases of these bytes wait ([`lease`]): without that,
+/// a re-upload of the same bytes could lease, store (finding them still there) and commit its
+/// row between the look and the delete, and lose its photo. In this process the wait is the
+/// bytes' entry in `bytes_locks`; on PostgreSQL, for other instances too, their advisory lock,
+/// held exclusively in a transaction. SQLite holds no transaction here: its one writer
+/// connection stays free while the blob store is called.
 async fn remove_if_unclaimed(
     state: &AppState,
     sha: &str,
@@ -46,21 +49,48 @@ async fn remove_if_unclaimed(
     if repo::sha_in_use(&state.reads, sha, cutoff).await? {
         return Ok(0);
     }
-    let txn = state.db.begin().await?;
-    repo::lock_bytes_for_sweep(&txn, sha).await?;
-    if repo::sha_in_use(&txn, sha, cutoff).await? {
+    let Some(keys) = keys_of(sha) else {
         return Ok(0);
-    }
+    };
+    let _turn = state.bytes_locks.lock(&keys[0]).await;
+    let txn = match state.db.get_database_backend() {
+        DbBackend::Postgres => {
+            let txn = state.db.begin().await?;
+            repo::lock_bytes_exclusive(&txn, sha).await?;
+            Some(txn)
+        }
+        _ => None,
+    };
+    let claimed = match &txn {
+        Some(txn) => repo::sha_in_use(txn, sha, cutoff).await?,
+        None => repo::sha_in_use(&state.reads, sha, cutoff).await?,
+    };
     let mut removed = 0;
-    for key in keys_of(sha).into_iter().flatten() {
-        if state.blobs.exists(&key).await? {
-            state.blobs.delete(&key).await?;
-            tracing::info!(key = %key, "orphan blob removed");
-            removed += 1;
+    if !claimed {
+        for key in &keys {
+            if state.blobs.exists(key).await? {
+                state.blobs.delete(key).await?;
+                tracing::info!(key = %key, "orphan blob removed");
+                removed += 1;
+            }
         }
     }
-    txn.commit().await?;
+    if let Some(txn) = txn {
+        txn.commit().await?;
+    }
     Ok(removed)
+}
+
+/// Record that an upload of `sha`'s bytes is under way, so the orphan sweep leaves them alone:
+/// the lease is written while no sweep looks at or deletes these bytes, in this process
+/// (`bytes_locks`) and, on PostgreSQL, in any ([`repo::lease`] takes their advisory lock in
+/// shared mode). Once it is committed no sweep removes the bytes until it is past the grace
+/// period, so an upload that stores them after its lease has them at its commit.
+pub async fn lease(state: &AppState, sha: &str) -> Result<(), crate::error::ApiError> {
+    let original = super::original_key(sha)?;
+    let _turn = state.bytes_locks.lock(&original).await;
+    repo::lease(&state.db, sha).await?;
+    Ok(())
 }
 
 /// Expired leases read per page.
