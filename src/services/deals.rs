@@ -395,6 +395,20 @@ pub async fn record_fact(
             if !may_work_on(caller, &row) {
                 return Err(ApiError::forbidden());
             }
+            // Only the step that books the visit takes one: the latest booking is the window
+            // photos are judged against, so a booking at a later step would move it after the
+            // photos were taken.
+            if !node
+                .requirements
+                .iter()
+                .any(|r| matches!(r, Requirement::VisitBooking))
+            {
+                return Err(ApiError::invalid_field(
+                    "node",
+                    "this step does not book a visit",
+                    "该环节不登记拜访",
+                ));
+            }
             (
                 "visit",
                 json!({"site_id": site_id, "contact_id": contact_id, "starts_at": starts_at.unix_timestamp(), "ends_at": ends_at.unix_timestamp()}),

@@ -68,6 +68,35 @@ pub(crate) async fn deal_at_site_survey(app: &TestApp, customer_name: &str) -> S
     Setup { deal, rep }
 }
 
+/// The booked visit is the window photos are judged against: a booking posted at a later step
+/// (to move the window onto old photos) is refused and leaves it as it was. Before, the site
+/// survey took a visit of its own and the latest one counted.
+#[tokio::test]
+async fn a_visit_cannot_be_booked_again_at_a_later_step() {
+    let app = spawn_app().await;
+    let s = deal_at_site_survey(&app, "Rebook Co").await;
+    async fn view(app: &TestApp, s: &Setup) -> Value {
+        app.get(&format!("/api/v1/deals/{}", s.deal), &s.rep)
+            .await
+            .json()
+            .await
+            .unwrap()
+    }
+    let before = view(&app, &s).await;
+    let visit = &before["visit"];
+    assert!(visit["starts_at"].is_string(), "{before}");
+    let rebook = app
+        .post(
+            &format!("/api/v1/deals/{}/nodes/site_survey/visit", s.deal),
+            &s.rep,
+            &json!({"site_id": visit["site_id"], "contact_id": visit["contact_id"], "starts_at": "2020-01-01T00:00:00Z", "ends_at": "2020-01-01T04:00:00Z"}),
+        )
+        .await;
+    let body = error_body(rebook, 422, "validation_failed").await;
+    assert_eq!(body["details"]["field"], "node");
+    assert_eq!(view(&app, &s).await["visit"], before["visit"]);
+}
+
 /// A phone photo taken `minutes_ago` at (lat, lon), local time +08:00.
 pub(crate) fn photo(seed: u64, lat: f64, lon: f64, minutes_ago: i64) -> Vec<u8> {
     let at = (OffsetDateTime::now_utc() - time::Duration::minutes(minutes_ago))
