@@ -102,3 +102,55 @@ async fn a_node_that_moves_on_in_time_raises_no_alarm() {
     let later = time::OffsetDateTime::now_utc() + time::Duration::hours(73);
     assert_eq!(stalls::scan(&conn, later).await.unwrap(), 1);
 }
+
+/// A pass works through the runs it listed as stalled; one that moved on meanwhile (here: its
+/// node was returned, which closes the run) raises no alarm. Before, the alarm went out for a
+/// node the deal had already left.
+#[tokio::test]
+async fn a_run_that_moves_on_after_the_scan_listed_it_raises_no_alarm() {
+    let app = spawn_app_with(|s| s.jobs = false).await;
+    let rep = app.token("rep_a").await;
+    let customer = app.customer_of("rep_a", "Listed Co").await;
+    let deal: Value = app
+        .post(
+            "/api/v1/deals",
+            &rep,
+            &json!({"customer_id": customer, "title": "listed"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let conn = app.connect_again().await;
+    let later = time::OffsetDateTime::now_utc() + time::Duration::hours(73);
+    let listed = fieldproof::db::deals::stalled_runs(&conn, later, 200)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    let manager = app.token("manager_east").await;
+    let returned = app
+        .post(
+            &format!("/api/v1/deals/{}/returns", deal["id"].as_str().unwrap()),
+            &manager,
+            &json!({"reason": "start over"}),
+        )
+        .await;
+    assert!(returned.status().is_success(), "{}", returned.status());
+    assert!(!stalls::alarm(&conn, &listed[0], later).await.unwrap());
+    let inbox: Value = app
+        .get("/api/v1/notifications", &rep)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        !inbox["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["kind"] == "stall_alarm"),
+        "{inbox}"
+    );
+    // The run the return opened stalls in its turn, and alarms once.
+    assert_eq!(stalls::scan(&conn, later).await.unwrap(), 1);
+}
