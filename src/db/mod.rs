@@ -458,7 +458,14 @@ pub fn new_id() -> String {
 /// The current instant, truncated to microseconds so it survives a round trip through either
 /// database unchanged.
 pub fn now() -> OffsetDateTime {
-    let t = OffsetDateTime::now_utc();
+    stored(OffsetDateTime::now_utc())
+}
+
+/// A time from outside (a client's, in any offset) as stored times are kept: on UTC, to the
+/// microsecond. SQLite orders and compares the stored text, so a time kept in +08:00 would sort
+/// eight hours off against the rest.
+pub fn stored(t: OffsetDateTime) -> OffsetDateTime {
+    let t = utc(t);
     t.replace_nanosecond(t.nanosecond() / 1000 * 1000)
         .unwrap_or(t)
 }

@@ -501,6 +501,9 @@ async fn list_activities(
     ))
 }
 
+/// How far ahead of the server's clock an activity's time may be (a phone's clock running fast).
+const ACTIVITY_CLOCK_SKEW: time::Duration = time::Duration::minutes(10);
+
 /// Log a visit, call, message, note or upload on a deal.
 #[utoipa::path(tag = "deals", request_body = ActivityView, responses((status = 201, body = ActivityView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 #[post("/deals/{id}/activities")]
@@ -527,6 +530,15 @@ async fn create_activity(
             "须为 1-4000 字",
         ));
     }
+    // A phone's clock may run a little ahead; an activity dated later than that would head
+    // every digest and the deal's history until its date came.
+    if body.occurred_at > db::now() + ACTIVITY_CLOCK_SKEW {
+        return Err(ApiError::invalid_field(
+            "occurred_at",
+            "must not be in the future",
+            "不能晚于当前时间",
+        ));
+    }
     let a = repo::insert_activity(
         &state.db,
         repo::NewActivity {
@@ -535,7 +547,7 @@ async fn create_activity(
             actor_id: &caller.user_id,
             channel: &body.channel,
             summary,
-            occurred_at: body.occurred_at,
+            occurred_at: db::stored(body.occurred_at),
         },
     )
     .await?;

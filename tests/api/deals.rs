@@ -574,6 +574,53 @@ async fn activities_are_logged_on_a_deal() {
     assert_eq!(list[0]["summary"], "约了周三上午拜访");
 }
 
+/// Activities come with the phone's offset; they are kept on UTC, so the newest is first
+/// whatever offset each was sent in, and one dated ahead of the clock is refused. Before, on
+/// SQLite, 09:00 +08:00 (01:00 UTC) was listed above 02:00 UTC, and a 2099 date headed every
+/// digest.
+#[tokio::test]
+async fn activities_in_any_offset_are_listed_newest_first_and_none_from_the_future() {
+    let app = spawn_app().await;
+    let setup = deal_of_rep_a(&app, 5_000_000).await;
+    let rep = app.token("rep_a").await;
+    let path = format!("/api/v1/deals/{}/activities", setup.deal);
+    for (summary, at) in [
+        ("at 01:00 UTC", "2026-11-23T09:00:00+08:00"),
+        ("at 02:00 UTC", "2026-11-23T02:00:00Z"),
+        ("at 00:30 UTC", "2026-11-23T08:30:00.5+08:00"),
+    ] {
+        let r = app
+            .post(
+                &path,
+                &rep,
+                &json!({"channel": "call", "summary": summary, "occurred_at": at}),
+            )
+            .await;
+        assert_eq!(r.status(), 201);
+    }
+    let list: Value = app.get(&path, &rep).await.json().await.unwrap();
+    let order: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["summary"].as_str().unwrap())
+        .collect();
+    assert_eq!(order, ["at 02:00 UTC", "at 01:00 UTC", "at 00:30 UTC"]);
+    assert_eq!(list[1]["occurred_at"], "2026-11-23T01:00:00Z");
+    let body = error_body(
+        app.post(
+            &path,
+            &rep,
+            &json!({"channel": "note", "summary": "later", "occurred_at": "2099-01-01T00:00:00Z"}),
+        )
+        .await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(body["details"]["field"], "occurred_at");
+}
+
 #[tokio::test]
 async fn the_heatmap_counts_runs_per_rep_and_node_for_the_team_lead() {
     let app = spawn_app().await;
