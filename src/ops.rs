@@ -35,6 +35,24 @@ fn request_id(req: &ServiceRequest) -> String {
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
+/// Path prefixes whose next segment is a bearer secret: the customer's quote link. Whoever
+/// holds it can confirm the quote, so access logs show `{token}` in its place.
+const SECRET_SEGMENT_AFTER: [&str; 2] = ["/q/", "/api/v1/public/quotes/"];
+
+/// `path` as the access log shows it: a customer's quote token replaced by `{token}`.
+fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    for prefix in SECRET_SEGMENT_AFTER {
+        if let Some(rest) = path.strip_prefix(prefix) {
+            let (token, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            if token.is_empty() || (prefix == "/q/" && token == "assets") {
+                break;
+            }
+            return format!("{prefix}{{token}}{tail}").into();
+        }
+    }
+    path.into()
+}
+
 /// Middleware: one span per request carrying its id, an access-log line, request metrics, and
 /// the id echoed in `x-request-id`.
 pub fn track<S, B>(
@@ -47,7 +65,7 @@ where
 {
     let id = request_id(&req);
     let method = req.method().to_string();
-    let span = tracing::info_span!("http", request_id = %id, method = %method, path = %req.path());
+    let span = tracing::info_span!("http", request_id = %id, method = %method, path = %loggable_path(req.path()));
     let started = Instant::now();
     let call = {
         let _entered = span.enter();
@@ -72,4 +90,29 @@ where
         Ok(res)
     }
     .instrument(span.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loggable_path;
+
+    #[test]
+    fn quote_tokens_never_reach_the_access_log() {
+        let token = "k3Jx9_fQ2mVb7TzW1aLp4sYd8RhE6uNc0oGiBtXyZqA";
+        for (path, logged) in [
+            (format!("/q/{token}"), "/q/{token}"),
+            (
+                format!("/api/v1/public/quotes/{token}/confirm"),
+                "/api/v1/public/quotes/{token}/confirm",
+            ),
+            (
+                format!("/api/v1/public/quotes/{token}/pdf"),
+                "/api/v1/public/quotes/{token}/pdf",
+            ),
+            ("/q/assets/cjk.ttf".to_owned(), "/q/assets/cjk.ttf"),
+            ("/api/v1/deals/abc".to_owned(), "/api/v1/deals/abc"),
+        ] {
+            assert_eq!(loggable_path(&path), logged);
+        }
+    }
 }
