@@ -252,6 +252,7 @@ fn quote_row(
 /// Start the next revision with `content`. An issued previous revision is superseded at once:
 /// its customer link now answers "a newer quote exists".
 async fn new_revision(
+    state: &AppState,
     txn: &DatabaseTransaction,
     caller: &Caller,
     row: deal::Model,
@@ -259,6 +260,16 @@ async fn new_revision(
     previous: Option<quote::Model>,
     content: &Content,
 ) -> ApiResult<(quote::Model, deal::Model)> {
+    // The ERP has booked an order on this quote: a new price would leave the two disagreeing.
+    if let Some(ordered) = previous
+        .as_ref()
+        .filter(|p| p.status == repo::ISSUED && p.erp_order_number.is_some())
+    {
+        return Err(ApiError::new(ErrorCode::QuoteDecided).with_details(json!({
+            "quote_id": ordered.id,
+            "erp_order_number": ordered.erp_order_number,
+        })));
+    }
     let now = db::now();
     let revision = previous.as_ref().map_or(1, |p| p.revision + 1);
     let created = repo::insert(txn, quote_row(&row, revision, content, caller, now)?).await?;
@@ -269,7 +280,9 @@ async fn new_revision(
         active.status = Set(repo::SUPERSEDED.to_owned());
         active.superseded_by = Set(Some(created.id.clone()));
         active.updated_at = Set(now);
-        repo::save(txn, active).await?;
+        let superseded = repo::save(txn, active).await?;
+        // The ERP had this quote issued (perhaps confirmed): it is void now.
+        queue_erp(state, txn, &superseded, "quote.superseded").await?;
         audit::append(txn, &row.org_id, &row.id, "quote_superseded", Some(&caller.user_id), json!({"quote_id": previous.id, "number": previous.number, "superseded_by": created.id})).await?;
     }
     audit::append(txn, &row.org_id, &row.id, "quote_drafted", Some(&caller.user_id), json!({"quote_id": created.id, "revision": revision, "content_hash": created.content_hash, "total_fen": created.total_fen})).await?;
@@ -292,7 +305,7 @@ pub async fn create(
             ApiError::new(ErrorCode::QuoteDraftExists).with_details(json!({"quote_id": draft.id}))
         );
     }
-    let (created, _) = new_revision(&txn, caller, row, &template, latest, &content).await?;
+    let (created, _) = new_revision(state, &txn, caller, row, &template, latest, &content).await?;
     txn.commit().await?;
     Ok(created)
 }
@@ -346,7 +359,7 @@ pub async fn edit(
     let content = parse_content(input, china_date(db::now()))?;
     if current.status != repo::DRAFT {
         let (created, _) =
-            new_revision(&txn, caller, row, &template, Some(current), &content).await?;
+            new_revision(state, &txn, caller, row, &template, Some(current), &content).await?;
         txn.commit().await?;
         return Ok((created, true));
     }
@@ -1046,6 +1059,10 @@ pub async fn record_erp_order(
         .ok_or_else(ApiError::not_found)?;
     if quote.decision.as_deref() != Some(repo::CONFIRMED) {
         return Err(ApiError::new(ErrorCode::QuoteNotConfirmed));
+    }
+    if quote.status == repo::SUPERSEDED {
+        return Err(ApiError::new(ErrorCode::QuoteSuperseded)
+            .with_details(json!({"superseded_by": quote.superseded_by})));
     }
     match quote.erp_order_number.as_deref() {
         Some(existing) if existing == order_number => return Ok(quote),

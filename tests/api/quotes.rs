@@ -885,6 +885,103 @@ async fn the_erp_gets_signed_events_and_records_its_order_number() {
     assert_eq!(view["erp_order_number"], "SO-2026-0042");
 }
 
+/// A confirmed quote the rep replaces is void for the ERP too: it gets `quote.superseded`, and
+/// an order number for the old quote is refused. Once the ERP has booked an order on a quote,
+/// the quote cannot be replaced. Before, the ERP kept a confirmed price the CRM had dropped.
+#[tokio::test]
+async fn a_replaced_quote_is_void_for_the_erp_and_one_with_an_order_stays() {
+    let (url, hits) = spawn_erp();
+    let app = spawn_app_with(|s: &mut Settings| {
+        s.erp_webhook_url = Some(url);
+        s.erp_webhook_secret = Some(secrecy::SecretString::from(ERP_SECRET));
+        s.jobs = true;
+        s.jobs_poll_ms = 30;
+    })
+    .await;
+    let order = |quote_id: &str, number: &str| {
+        let body = json!({"quote_id": quote_id, "order_number": number}).to_string();
+        let ts = time::OffsetDateTime::now_utc().unix_timestamp();
+        let sig =
+            fieldproof::routes::integrations::sign(ERP_SECRET.as_bytes(), ts, body.as_bytes());
+        app.client
+            .post(app.url("/api/v1/integrations/erp/orders"))
+            .header("content-type", "application/json")
+            .header("x-fieldproof-timestamp", ts.to_string())
+            .header("x-fieldproof-signature", format!("sha256={sig}"))
+            .body(body)
+    };
+    let confirm = |issued: &Value| {
+        let path = format!("/api/v1/public/quotes/{}/confirm", token_of(issued));
+        let app = &app;
+        async move {
+            let r = public(
+                app,
+                Method::POST,
+                &path,
+                Some(json!({"customer_name": "王建国"})),
+            )
+            .await;
+            assert_eq!(r.status(), 200);
+        }
+    };
+    let rep = app.token("rep_a").await;
+
+    // Confirmed, then replaced by a new revision before the ERP booked it.
+    let (deal, issued) = issued_deal(&app).await;
+    let old_id = issued["quote"]["id"].as_str().unwrap().to_owned();
+    confirm(&issued).await;
+    let next = app
+        .post(&format!("/api/v1/deals/{deal}/quotes"), &rep, &quote_body())
+        .await;
+    assert_eq!(next.status(), 201);
+    let mut events: Vec<Value> = Vec::new();
+    for _ in 0..200 {
+        events = hits
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|h| serde_json::from_slice(&h.body).unwrap())
+            .collect();
+        if events.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let kinds: Vec<&Value> = events.iter().map(|e| &e["event"]).collect();
+    assert_eq!(
+        kinds,
+        [
+            &json!("quote.issued"),
+            &json!("quote.confirmed"),
+            &json!("quote.superseded")
+        ]
+    );
+    assert_eq!(events[2]["quote_id"], old_id.as_str());
+    error_body(
+        order(&old_id, "SO-LATE").send().await.unwrap(),
+        409,
+        "quote_superseded",
+    )
+    .await;
+
+    // Confirmed and booked by the ERP: no new revision.
+    let (deal, issued) = issued_deal(&app).await;
+    let booked_id = issued["quote"]["id"].as_str().unwrap().to_owned();
+    confirm(&issued).await;
+    assert_eq!(
+        order(&booked_id, "SO-7").send().await.unwrap().status(),
+        200
+    );
+    let body = error_body(
+        app.post(&format!("/api/v1/deals/{deal}/quotes"), &rep, &quote_body())
+            .await,
+        409,
+        "quote_decided",
+    )
+    .await;
+    assert_eq!(body["details"]["erp_order_number"], "SO-7");
+}
+
 // ---------------------------------------------------------------------------------------------
 // The H5 page in a real browser
 
