@@ -318,7 +318,8 @@ pub struct Edit {
 }
 
 /// `PATCH /quotes/{id}`: a draft changes in place; an issued quote is frozen, so the edit becomes
-/// a new draft revision (returned; `true` says a revision was made).
+/// a new draft revision (returned; `true` says a revision was made). An edit that changes
+/// nothing returns the quote as it is.
 pub async fn edit(
     state: &AppState,
     caller: &Caller,
@@ -357,15 +358,17 @@ pub async fn edit(
             .unwrap_or_else(|| format_date(old.valid_until)),
     };
     let content = parse_content(input, china_date(db::now()))?;
+    // Nothing changed (an empty edit, a retried one): the quote stays as it is. For an issued
+    // quote a new revision would void the customer's link and the price approvals.
+    let hash = hash_of(&row.id, current.revision, &content);
+    if hash == current.content_hash {
+        return Ok((current, false));
+    }
     if current.status != repo::DRAFT {
         let (created, _) =
             new_revision(state, &txn, caller, row, &template, Some(current), &content).await?;
         txn.commit().await?;
         return Ok((created, true));
-    }
-    let hash = hash_of(&row.id, current.revision, &content);
-    if hash == current.content_hash {
-        return Ok((current, false));
     }
     let mut active: quote::ActiveModel = current.into();
     active.lines = Set(serde_json::to_value(&content.lines).map_err(ApiError::internal)?);

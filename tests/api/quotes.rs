@@ -744,6 +744,42 @@ async fn numbers_stay_gapless_and_unique_when_two_instances_issue_at_once() {
     txn.rollback().await.unwrap();
 }
 
+/// An edit of an issued quote that changes nothing (an empty one, a retried one) leaves it
+/// issued: the customer's link still opens it. Before, it made a new revision, which voided the
+/// link and sent the deal back for price approval.
+#[tokio::test]
+async fn an_edit_that_changes_nothing_leaves_the_issued_quote_alone() {
+    let app = spawn_app().await;
+    let (deal, issued) = issued_deal(&app).await;
+    let quote_id = issued["quote"]["id"].as_str().unwrap();
+    let rep = app.token("rep_a").await;
+    let same = app
+        .patch(&format!("/api/v1/quotes/{quote_id}"), &rep, &json!({}))
+        .await;
+    assert_eq!(same.status(), 200);
+    let same: Value = same.json().await.unwrap();
+    assert_eq!(same["id"], quote_id);
+    assert_eq!(same["status"], "issued");
+    let page = public(
+        &app,
+        Method::GET,
+        &format!("/api/v1/public/quotes/{}", token_of(&issued)),
+        None,
+    )
+    .await;
+    assert_eq!(page.status(), 200);
+    assert_eq!(current_node(&app, &deal).await, "quote_confirmed");
+    // A real change still makes the next revision.
+    let changed = app
+        .patch(
+            &format!("/api/v1/quotes/{quote_id}"),
+            &rep,
+            &json!({"tax_rate_bp": 600}),
+        )
+        .await;
+    assert_eq!(changed.status(), 201);
+}
+
 // ---------------------------------------------------------------------------------------------
 // ERP hand-off
 
