@@ -398,16 +398,15 @@ async fn record_approval(
     body: web::Json<ApprovalRequest>,
 ) -> ApiResult<web::Json<DealView>> {
     let (id, node) = path.into_inner();
-    let row = engine::record_fact(
-        &state,
-        &caller,
-        &id,
-        &node,
-        Fact::Approval {
-            comment: body.into_inner().comment,
-        },
-    )
-    .await?;
+    let comment = body.into_inner().comment;
+    if comment.as_ref().is_some_and(|c| c.chars().count() > 2000) {
+        return Err(ApiError::invalid_field(
+            "comment",
+            "at most 2000 characters",
+            "最多 2000 字",
+        ));
+    }
+    let row = engine::record_fact(&state, &caller, &id, &node, Fact::Approval { comment }).await?;
     Ok(web::Json(deal_view(&state, row).await?))
 }
 

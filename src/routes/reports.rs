@@ -60,7 +60,8 @@ pub fn parse_iso_week(raw: &str) -> Option<(OffsetDateTime, OffsetDateTime)> {
     let week: u8 = week.parse().ok()?;
     let monday = Date::from_iso_week_date(year, week, Weekday::Monday).ok()?;
     let start = PrimitiveDateTime::new(monday, Time::MIDNIGHT).assume_offset(REPORT_OFFSET);
-    Some((start, start + time::Duration::weeks(1)))
+    // The last weeks of year 9999 end past what a date can hold: refused, not a panic.
+    Some((start, start.checked_add(time::Duration::weeks(1))?))
 }
 
 fn median(sorted: &[f64]) -> Option<f64> {
@@ -205,6 +206,7 @@ mod tests {
         assert_eq!(to - from, time::Duration::weeks(1));
         assert!(parse_iso_week("2026-W54").is_none());
         assert!(parse_iso_week("2026-48").is_none());
+        assert!(parse_iso_week("9999-W52").is_none());
     }
 
     #[test]

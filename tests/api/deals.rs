@@ -145,6 +145,27 @@ async fn a_fact_for_a_node_that_is_not_current_is_refused() {
     );
 }
 
+/// An approval's comment goes into the node record and the audit chain: at most 2000
+/// characters, like a reason.
+#[tokio::test]
+async fn an_approval_comment_over_2000_characters_is_refused() {
+    let app = spawn_app().await;
+    let setup = deal_of_rep_a(&app, 5_000_000).await;
+    let manager = app.token("manager_east").await;
+    let r = app
+        .post(
+            &format!(
+                "/api/v1/deals/{}/nodes/price_approved/approvals",
+                setup.deal
+            ),
+            &manager,
+            &json!({"comment": "价".repeat(2001)}),
+        )
+        .await;
+    let body = error_body(r, 422, "validation_failed").await;
+    assert_eq!(body["details"]["field"], "comment");
+}
+
 #[tokio::test]
 async fn other_reps_and_other_teams_cannot_see_or_touch_a_deal() {
     let app = spawn_app().await;
