@@ -342,17 +342,32 @@ async fn quote_pdf(
 // ---------------------------------------------------------------------------------------------
 // The customer's door.
 
-/// The address the rate limit counts against.
+/// The address the rate limit counts against and a decision records: behind the reverse proxy
+/// (`trust_forwarded_for`) the one it reports, otherwise the peer's.
 pub fn client_ip(state: &AppState, req: &HttpRequest) -> Option<IpAddr> {
     if state.settings.trust_forwarded_for
-        && let Some(ip) = req
-            .connection_info()
-            .realip_remote_addr()
-            .and_then(|a| a.parse::<IpAddr>().ok())
+        && let Some(ip) = forwarded_client(req.headers())
     {
         return Some(ip);
     }
     req.peer_addr().map(|a| a.ip())
+}
+
+/// The address the proxy in front saw: the **last** `X-Forwarded-For` entry, which it wrote
+/// (overwriting or appending, as nginx's `$proxy_add_x_forwarded_for` does). Entries before it
+/// came from the client and prove nothing, and so does a `Forwarded` header, which is not read:
+/// actix's `realip_remote_addr` prefers `Forwarded` and takes the first entry, so a client could
+/// pick the address it was counted and recorded as.
+fn forwarded_client(headers: &actix_web::http::header::HeaderMap) -> Option<IpAddr> {
+    let last_line = headers.get_all("x-forwarded-for").last()?;
+    last_line
+        .to_str()
+        .ok()?
+        .rsplit(',')
+        .next()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Count one customer-facing request per client address; 429 with `Retry-After` past the
@@ -454,10 +469,13 @@ async fn public_view(
     state: web::Data<AppState>,
     req: HttpRequest,
     token: web::Path<String>,
-) -> ApiResult<web::Json<CustomerQuoteView>> {
+) -> ApiResult<HttpResponse> {
     rate_limit(&state, &req).await?;
     let view = service::open_link(&state, &token).await?;
-    Ok(web::Json(customer_view(view, &token)))
+    // What a bearer link opened is kept by no cache (a shared proxy, the WebView's).
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(customer_view(view, &token)))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -546,5 +564,40 @@ async fn public_pdf(
     rate_limit(&state, &req).await?;
     let view = service::open_link(&state, &token).await?;
     let bytes = service::pdf_bytes(&state, &view.quote).await?;
-    Ok(pdf_response(&view.quote, bytes))
+    let mut response = pdf_response(&view.quote, bytes);
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::forwarded_client;
+    use actix_web::test::TestRequest;
+
+    #[test]
+    fn the_proxys_own_entry_counts_not_what_the_client_sent() {
+        let req = TestRequest::default()
+            .insert_header(("forwarded", "for=203.0.113.9"))
+            .insert_header(("x-forwarded-for", "198.51.100.7, 192.0.2.44"))
+            .to_http_request();
+        assert_eq!(
+            forwarded_client(req.headers()),
+            Some("192.0.2.44".parse().unwrap())
+        );
+        let req = TestRequest::default()
+            .append_header(("x-forwarded-for", "198.51.100.7"))
+            .append_header(("x-forwarded-for", "2001:db8::5"))
+            .to_http_request();
+        assert_eq!(
+            forwarded_client(req.headers()),
+            Some("2001:db8::5".parse().unwrap())
+        );
+        let req = TestRequest::default()
+            .insert_header(("x-forwarded-for", "not an address"))
+            .to_http_request();
+        assert_eq!(forwarded_client(req.headers()), None);
+    }
 }

@@ -325,8 +325,18 @@ async fn the_customer_confirms_through_the_mini_program_api_and_the_node_passes(
     )
     .await;
     assert_eq!(view.status(), 200);
+    assert_eq!(view.headers()["cache-control"], "no-store");
     let view: Value = view.json().await.unwrap();
     assert_eq!(view["state"], "open");
+    let pdf = public(
+        &app,
+        Method::GET,
+        &format!("/api/v1/public/quotes/{token}/pdf"),
+        None,
+    )
+    .await;
+    assert_eq!(pdf.status(), 200);
+    assert_eq!(pdf.headers()["cache-control"], "no-store");
     assert_eq!(view["customer"], "杭州恒力机械有限公司");
     assert_eq!(view["total_fen"], 3_022_750);
     // Nothing of the deal or the rep leaks through the customer's door.
