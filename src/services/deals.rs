@@ -445,6 +445,16 @@ pub async fn record_fact(
             let Some(bound) = wanted else {
                 return Err(ApiError::forbidden());
             };
+            // An approval is a second pair of eyes: not the deal owner's own (a manager who
+            // owns a deal has another manager or an admin approve its price).
+            if caller.user_id == row.owner_id {
+                return Err(ApiError::forbidden()
+                    .with_message(
+                        "You own this deal, so someone else must approve it.",
+                        "这是您负责的商机，须由他人审批。",
+                    )
+                    .with_details(json!({"reason": "own_deal"})));
+            }
             let quote_hash = bound.then(|| row.quote_hash.clone());
             (
                 "approval",

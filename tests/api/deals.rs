@@ -244,6 +244,41 @@ async fn the_decision_chain_needs_each_role_named_by_a_contact_with_known_senior
     );
 }
 
+/// A manager who owns a deal cannot approve its price: the approval is a second pair of eyes.
+/// Before, the owner's own approval counted.
+#[tokio::test]
+async fn a_manager_cannot_approve_a_deal_they_own() {
+    let app = spawn_app().await;
+    let customer = app.customer_of("manager_east", "自营客户").await;
+    let manager = app.token("manager_east").await;
+    let deal: Value = app
+        .post(
+            "/api/v1/deals",
+            &manager,
+            &json!({"customer_id": customer, "title": "经理自己的商机"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let deal = deal["id"].as_str().unwrap().to_owned();
+    override_until(&app, &deal, "price_approved").await;
+    let approve = format!("/api/v1/deals/{deal}/nodes/price_approved/approvals");
+    let body = error_body(
+        app.post(&approve, &manager, &json!({})).await,
+        403,
+        "forbidden",
+    )
+    .await;
+    assert_eq!(body["details"]["reason"], "own_deal");
+    let finance = app.token("finance_east").await;
+    assert_eq!(app.post(&approve, &finance, &json!({})).await.status(), 200);
+    assert_eq!(
+        view(&app, &deal, "manager_east").await["current_node"],
+        "price_approved"
+    );
+}
+
 #[tokio::test]
 async fn a_price_needs_manager_and_finance_and_a_price_edit_voids_their_approval() {
     let app = spawn_app().await;
