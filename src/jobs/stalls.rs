@@ -43,7 +43,7 @@ pub async fn alarm(
     db: &DatabaseConnection,
     run: &node_run::Model,
     now: OffsetDateTime,
-) -> Result<bool, DbErr> {
+) -> anyhow::Result<bool> {
     let txn = db.begin().await?;
     let Some(deal) = repo::lock(&txn, &run.deal_id).await? else {
         return Ok(false);
@@ -81,6 +81,15 @@ pub async fn alarm(
         digest_en.clone()
     };
     let hours = (now - run.entered_at).whole_hours();
+    // The step's names from the deal's template version (its key if the template is gone).
+    let (name_en, name_zh) = db::templates::find(&txn, &deal.org_id, &deal.template_id)
+        .await?
+        .and_then(|t| {
+            t.definition
+                .node(&run.node_key)
+                .map(|n| (n.name_en.clone(), n.name_zh.clone()))
+        })
+        .unwrap_or_else(|| (run.node_key.clone(), run.node_key.clone()));
     notify::notify(
         &txn,
         Notice {
@@ -89,13 +98,10 @@ pub async fn alarm(
             team_id: deal.team_id.clone(),
             kind: "stall_alarm".into(),
             title_en: format!(
-                "Stalled: \"{}\" has been at {} for {hours} h",
-                deal.title, run.node_key
+                "Stalled: \"{}\" has been at {name_en} for {hours} h",
+                deal.title
             ),
-            title_zh: format!(
-                "环节停滞：「{}」已在 {} 停留 {hours} 小时",
-                deal.title, run.node_key
-            ),
+            title_zh: format!("环节停滞：「{}」已在{name_zh}停留 {hours} 小时", deal.title),
             body_en: format!("Last activities:\n{digest_en}"),
             body_zh: format!("最近跟进：\n{digest_zh}"),
             link: Some(format!("/api/v1/deals/{}", deal.id)),

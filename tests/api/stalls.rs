@@ -58,6 +58,17 @@ async fn two_instances_send_each_stall_alarm_exactly_once() {
             .filter(|n| n["kind"] == "stall_alarm")
             .collect();
         assert_eq!(alarms.len(), 3, "{user}: {inbox}");
+        // The step by its name, as the rep knows it.
+        assert!(
+            alarms.iter().all(
+                |n| n["title_zh"].as_str().unwrap().contains("已在预约拜访停留")
+                    && n["title_en"]
+                        .as_str()
+                        .unwrap()
+                        .contains("at Visit booked for")
+            ),
+            "{inbox}"
+        );
         assert!(
             alarms
                 .iter()
