@@ -45,6 +45,12 @@ pub async fn alarm(
     now: OffsetDateTime,
 ) -> anyhow::Result<bool> {
     let txn = db.begin().await?;
+    // The claim first: the transaction's first statement is a write, so on SQLite it waits for
+    // the writer instead of failing to upgrade a read, and on PostgreSQL a racing claim of the
+    // same run waits for this one's outcome. Dropping the transaction undoes it.
+    if !repo::claim_stall_alarm(&txn, &run.id, now).await? {
+        return Ok(false);
+    }
     let Some(deal) = repo::lock(&txn, &run.deal_id).await? else {
         return Ok(false);
     };
@@ -52,7 +58,7 @@ pub async fn alarm(
         .one(&txn)
         .await?
         .is_some_and(|r| r.outcome == repo::OPEN && r.stall_at <= now);
-    if !still_open || !repo::claim_stall_alarm(&txn, &run.id, now).await? {
+    if !still_open {
         return Ok(false);
     }
     let mut recipients = vec![run.owner_id.clone()];
