@@ -839,6 +839,19 @@ fn spawn_erp() -> (String, Arc<Mutex<Vec<ErpHit>>>) {
 
 const ERP_SECRET: &str = "erp-shared-secret-for-tests";
 
+/// The ERP's signed report of its order number for a quote.
+fn erp_order(app: &TestApp, quote_id: &str, number: &str) -> reqwest::RequestBuilder {
+    let body = json!({"quote_id": quote_id, "order_number": number}).to_string();
+    let ts = time::OffsetDateTime::now_utc().unix_timestamp();
+    let sig = fieldproof::routes::integrations::sign(ERP_SECRET.as_bytes(), ts, body.as_bytes());
+    app.client
+        .post(app.url("/api/v1/integrations/erp/orders"))
+        .header("content-type", "application/json")
+        .header("x-fieldproof-timestamp", ts.to_string())
+        .header("x-fieldproof-signature", format!("sha256={sig}"))
+        .body(body)
+}
+
 #[tokio::test]
 async fn the_erp_gets_signed_events_and_records_its_order_number() {
     let (url, hits) = spawn_erp();
@@ -852,18 +865,7 @@ async fn the_erp_gets_signed_events_and_records_its_order_number() {
     let (_, issued) = issued_deal(&app).await;
     let quote_id = issued["quote"]["id"].as_str().unwrap().to_owned();
 
-    let order = |number: &str| {
-        let body = json!({"quote_id": quote_id, "order_number": number}).to_string();
-        let ts = time::OffsetDateTime::now_utc().unix_timestamp();
-        let sig =
-            fieldproof::routes::integrations::sign(ERP_SECRET.as_bytes(), ts, body.as_bytes());
-        app.client
-            .post(app.url("/api/v1/integrations/erp/orders"))
-            .header("content-type", "application/json")
-            .header("x-fieldproof-timestamp", ts.to_string())
-            .header("x-fieldproof-signature", format!("sha256={sig}"))
-            .body(body)
-    };
+    let order = |number: &str| erp_order(&app, &quote_id, number);
     // Not before the customer confirmed.
     error_body(
         order("SO-1").send().await.unwrap(),
@@ -944,18 +946,7 @@ async fn a_replaced_quote_is_void_for_the_erp_and_one_with_an_order_stays() {
         s.jobs_poll_ms = 30;
     })
     .await;
-    let order = |quote_id: &str, number: &str| {
-        let body = json!({"quote_id": quote_id, "order_number": number}).to_string();
-        let ts = time::OffsetDateTime::now_utc().unix_timestamp();
-        let sig =
-            fieldproof::routes::integrations::sign(ERP_SECRET.as_bytes(), ts, body.as_bytes());
-        app.client
-            .post(app.url("/api/v1/integrations/erp/orders"))
-            .header("content-type", "application/json")
-            .header("x-fieldproof-timestamp", ts.to_string())
-            .header("x-fieldproof-signature", format!("sha256={sig}"))
-            .body(body)
-    };
+    let order = |quote_id: &str, number: &str| erp_order(&app, quote_id, number);
     let confirm = |issued: &Value| {
         let path = format!("/api/v1/public/quotes/{}/confirm", token_of(issued));
         let app = &app;

@@ -75,6 +75,51 @@ fn offset_header(response: &Response) -> u64 {
         .expect("Upload-Offset header")
 }
 
+/// A PATCH of a piece at `offset` whose body the test sends bit by bit through the returned
+/// sender (dropping it ends the body), and the request to await.
+fn streamed_piece(
+    app: &TestApp,
+    token: &str,
+    id: &str,
+    offset: u64,
+) -> (
+    tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+    impl std::future::Future<Output = reqwest::Result<Response>>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    let request = app
+        .request(Method::PATCH, &format!("/api/v1/uploads/{id}"), Some(token))
+        .header("Upload-Offset", offset)
+        .header("Content-Type", OCTETS)
+        .body(reqwest::Body::wrap_stream(body))
+        .send();
+    (tx, request)
+}
+
+/// Wait until the server has taken a PATCH of upload `id` and is writing its piece to a temp file.
+async fn piece_started(app: &TestApp, id: &str) {
+    let temp_dir = app.state.settings.data_dir.join("tmp");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !std::fs::read_dir(&temp_dir).is_ok_and(|mut dir| {
+        dir.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().contains(id)))
+    }) {
+        assert!(Instant::now() < deadline, "the piece never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The piece objects stored for upload `id`.
+async fn pieces_of(app: &TestApp, id: &str) -> Vec<fieldproof::storage::BlobEntry> {
+    app.state
+        .blobs
+        .list(&format!("uploads/{id}/"))
+        .await
+        .unwrap()
+}
+
 /// Upload `file` completely in one piece; returns the upload id.
 async fn upload_whole(app: &TestApp, token: &str, capture_id: &str, file: &[u8]) -> String {
     let id = start(app, token, capture_id, file).await;
@@ -457,12 +502,7 @@ async fn assemble_checks_completeness_size_and_hash_and_finish_cleans_up() {
     uploads::finish(&app.state, &rep_a, &id)
         .await
         .expect("finish twice");
-    let pieces = app
-        .state
-        .blobs
-        .list(&format!("uploads/{id}/"))
-        .await
-        .unwrap();
+    let pieces = pieces_of(&app, &id).await;
     assert!(pieces.is_empty(), "pieces left: {pieces:?}");
     let again = uploads::assemble(&app.state, &rep_a, &id, &path).await;
     assert_eq!(again.expect_err("used").code, ErrorCode::Conflict);
@@ -533,12 +573,7 @@ async fn expired_uploads_are_swept_with_their_pieces() {
     assert_eq!(swept, 1);
     assert_eq!(again, 0, "sweeping twice is harmless");
     assert_eq!(head(&app, &token, &id).await.0, 404);
-    let pieces = app
-        .state
-        .blobs
-        .list(&format!("uploads/{id}/"))
-        .await
-        .unwrap();
+    let pieces = pieces_of(&app, &id).await;
     assert!(pieces.is_empty(), "pieces left: {pieces:?}");
     // The capture can start over.
     let fresh = create(&app, &token, "cap-old", &file).await;
@@ -554,33 +589,12 @@ async fn a_piece_still_streaming_when_its_session_is_swept_is_not_left_behind() 
     let token = app.token("rep_a").await;
     let file = file_bytes(2000);
     let id = start(&app, &token, "cap-late", &file).await;
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
-    let body = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
-    let request = app
-        .request(
-            Method::PATCH,
-            &format!("/api/v1/uploads/{id}"),
-            Some(&token),
-        )
-        .header("Upload-Offset", 0)
-        .header("Content-Type", OCTETS)
-        .body(reqwest::Body::wrap_stream(body))
-        .send();
-    let temp_dir = app.state.settings.data_dir.join("tmp");
+    let (tx, request) = streamed_piece(&app, &token, &id, 0);
     let sweep_meanwhile = async {
         tx.send(Ok(Bytes::copy_from_slice(&file[..800])))
             .await
             .unwrap();
-        // The server has taken the request and is writing the piece to its temp file.
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while !std::fs::read_dir(&temp_dir).is_ok_and(|mut dir| {
-            dir.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().contains(&id)))
-        }) {
-            assert!(Instant::now() < deadline, "the piece never started");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        piece_started(&app, &id).await;
         let later = db::now() + uploads::UPLOAD_TTL + time::Duration::minutes(1);
         let swept = uploads::sweep_expired(&app.state, later).await.unwrap();
         tx.send(Ok(Bytes::copy_from_slice(&file[800..])))
@@ -592,12 +606,7 @@ async fn a_piece_still_streaming_when_its_session_is_swept_is_not_left_behind() 
     let (response, swept) = tokio::join!(request, sweep_meanwhile);
     assert_eq!(swept, 1);
     assert_eq!(response.unwrap().status(), 404);
-    let pieces = app
-        .state
-        .blobs
-        .list(&format!("uploads/{id}/"))
-        .await
-        .unwrap();
+    let pieces = pieces_of(&app, &id).await;
     assert!(pieces.is_empty(), "pieces left: {pieces:?}");
 }
 
@@ -618,33 +627,13 @@ async fn a_piece_stored_after_the_sweep_listed_its_session_is_deleted_by_its_req
             .status(),
         204
     );
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
-    let body = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
-    let request = app
-        .request(
-            Method::PATCH,
-            &format!("/api/v1/uploads/{id}"),
-            Some(&token),
-        )
-        .header("Upload-Offset", 800)
-        .header("Content-Type", OCTETS)
-        .body(reqwest::Body::wrap_stream(body))
-        .send();
-    let temp_dir = app.state.settings.data_dir.join("tmp");
+    let (tx, request) = streamed_piece(&app, &token, &id, 800);
     let held = Duration::from_secs(15);
     let sweep_meanwhile = async {
         tx.send(Ok(Bytes::copy_from_slice(&file[800..1000])))
             .await
             .unwrap();
-        let deadline = Instant::now() + held;
-        while !std::fs::read_dir(&temp_dir).is_ok_and(|mut dir| {
-            dir.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().contains(&id)))
-        }) {
-            assert!(Instant::now() < deadline, "the piece never started");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        piece_started(&app, &id).await;
         // The sweep closes the session, lists piece 0 and is held deleting it.
         let state = app.state.clone();
         let later = db::now() + uploads::UPLOAD_TTL + time::Duration::minutes(1);
@@ -669,11 +658,6 @@ async fn a_piece_stored_after_the_sweep_listed_its_session_is_deleted_by_its_req
     // 409 `conflict` here: the sweep ran with a clock a day ahead, so by the request's clock the
     // session has not expired but is closed.
     assert_eq!(response.unwrap().status(), 409);
-    let pieces = app
-        .state
-        .blobs
-        .list(&format!("uploads/{id}/"))
-        .await
-        .unwrap();
+    let pieces = pieces_of(&app, &id).await;
     assert!(pieces.is_empty(), "pieces left: {pieces:?}");
 }
