@@ -1,5 +1,6 @@
 //! Properties of the stage rules: no set of facts passes a node whose requirements do not hold
-//! (unless a complete, reasoned override exists), and evaluation is a pure function.
+//! (unless a complete, reasoned override exists, and never by override where another party's
+//! proof is missing), and evaluation is a pure function.
 
 use fieldproof_domain::account::Role;
 use fieldproof_domain::pipeline::default_template::default_template;
@@ -120,8 +121,31 @@ proptest! {
         if evaluation.passed {
             prop_assert!(every_requirement_holds || reasoned_overriders.len() >= needed);
         }
+        // What another party proves (finance's countersign, the quote number, the customer's
+        // confirmation, the e-signature) is never overridden.
+        let unmet_by_others = node.requirements.iter().any(|r| !r.overridable() && !evaluate_requirement(r, &facts).met);
+        if unmet_by_others {
+            prop_assert!(!evaluation.passed);
+        }
         if every_requirement_holds {
             prop_assert!(evaluation.passed && !evaluation.by_override);
+        }
+    }
+
+    #[test]
+    fn no_override_stands_in_for_the_price_countersign_the_quote_or_the_customer(facts in facts(), needed in 1usize..3) {
+        let template = default_template();
+        for key in ["price_approved", "quote_issued", "quote_confirmed", "contract_signed"] {
+            let node = template.node(key).unwrap();
+            let mut overridden = facts.clone();
+            overridden.overrides = vec![
+                OverrideFact { user_id: "s1".into(), reason: "phoned the customer".into() },
+                OverrideFact { user_id: "s2".into(), reason: "phoned the customer".into() },
+            ];
+            let without = evaluate_node(node, &NodeFacts { overrides: vec![], ..overridden.clone() }, needed);
+            let with = evaluate_node(node, &overridden, needed);
+            prop_assert_eq!(with.passed, without.passed, "{}", key);
+            prop_assert!(!with.by_override);
         }
     }
 

@@ -11,7 +11,9 @@ use fieldproof_domain::account::Role;
 use fieldproof_domain::pipeline::evaluate::{
     ApprovalFact, ChecklistMark, DocumentFact, OverrideFact, PhotoFact, VisitFact,
 };
-use fieldproof_domain::pipeline::{NodeFacts, NodeTemplate, Requirement, evaluate_node};
+use fieldproof_domain::pipeline::{
+    NodeFacts, NodeTemplate, Requirement, evaluate_node, unmet_not_overridable,
+};
 use sea_orm::{ActiveModelTrait, ConnectionTrait, DatabaseTransaction, Set, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -464,6 +466,15 @@ pub async fn record_fact(
         Fact::Override { reason } => {
             if caller.role != Role::Supervisor {
                 return Err(ApiError::forbidden());
+            }
+            // Refused, not recorded: an override that could never count would sit in the
+            // run's record and the audit chain as if it had decided something.
+            let facts = gather_facts(&txn, &row, &run).await?;
+            let evaluation = evaluate_node(&node, &facts, 1);
+            let missing = unmet_not_overridable(&node, &evaluation.requirements);
+            if !missing.is_empty() {
+                return Err(ApiError::new(ErrorCode::NodeNotOverridable)
+                    .with_details(json!({"node": node_key, "requirements": missing})));
             }
             ("override", json!({"reason": reason}))
         }

@@ -85,10 +85,26 @@ async fn book_visit(app: &TestApp, setup: &DealSetup) -> reqwest::Response {
     .await
 }
 
-/// Move the deal along with supervisor overrides (the one legitimate way past a node whose
-/// evidence this test does not produce) until `node` is current.
+/// Move the deal along until `node` is current: supervisor overrides (the one legitimate way
+/// past a node whose evidence this test does not produce) and, at the steps no override stands
+/// in for, the real proof: the quote approved by the manager and finance, issued, confirmed by
+/// the customer through their link, and the contract signed by the e-signature callback.
 pub(crate) async fn override_until(app: &TestApp, deal: &str, node: &str) {
     let supervisor = app.token("supervisor_east").await;
+    let rep = app.token("rep_a").await;
+    // The deal's latest quote revision (the one its quote hash is of).
+    let latest_quote = async || {
+        let quotes: Vec<Value> = app
+            .get(&format!("/api/v1/deals/{deal}/quotes"), &rep)
+            .await
+            .json()
+            .await
+            .unwrap();
+        quotes.last().expect("a quote")["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
     for _ in 0..12 {
         let current = view(app, deal, "supervisor_east").await["current_node"]
             .as_str()
@@ -97,14 +113,56 @@ pub(crate) async fn override_until(app: &TestApp, deal: &str, node: &str) {
         if current == node {
             return;
         }
-        let r = app
-            .post(
-                &format!("/api/v1/deals/{deal}/nodes/{current}/overrides"),
-                &supervisor,
-                &json!({"reason": "verified on site by phone call"}),
-            )
-            .await;
-        assert_eq!(r.status(), 200, "override {current}");
+        match current.as_str() {
+            "price_approved" => {
+                crate::quotes::create_quote(app, deal).await;
+                crate::quotes::approve_price(app, deal).await;
+            }
+            "quote_issued" => {
+                let r = crate::quotes::issue(app, &app.address, &latest_quote().await).await;
+                assert_eq!(r.status(), 200, "issue the quote");
+            }
+            "quote_confirmed" => {
+                let link: Value = app
+                    .post(
+                        &format!("/api/v1/quotes/{}/link", latest_quote().await),
+                        &rep,
+                        &json!({}),
+                    )
+                    .await
+                    .json()
+                    .await
+                    .unwrap();
+                let token = link["token"].as_str().expect("a customer link");
+                let r = crate::quotes::public(
+                    app,
+                    Method::POST,
+                    &format!("/api/v1/public/quotes/{token}/confirm"),
+                    Some(json!({"customer_name": "王建国", "customer_title": "采购经理"})),
+                )
+                .await;
+                assert_eq!(r.status(), 200, "the customer confirms");
+            }
+            "contract_signed" => {
+                let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                let event = json!({"event_id": format!("evt-{deal}"), "deal_id": deal, "contract_id": "C-1", "status": "signed"});
+                let r = signed_request(app, &event, now, ESIGN_SECRET)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200, "the e-signature callback");
+            }
+            _ => {
+                let r = app
+                    .post(
+                        &format!("/api/v1/deals/{deal}/nodes/{current}/overrides"),
+                        &supervisor,
+                        &json!({"reason": "verified on site by phone call"}),
+                    )
+                    .await;
+                assert_eq!(r.status(), 200, "override {current}");
+            }
+        }
     }
     panic!("never reached {node}");
 }
@@ -277,6 +335,57 @@ async fn a_manager_cannot_approve_a_deal_they_own() {
         view(&app, &deal, "manager_east").await["current_node"],
         "price_approved"
     );
+}
+
+#[tokio::test]
+async fn no_override_stands_in_for_the_price_countersign_or_the_customers_confirmation() {
+    let app = spawn_app().await;
+    let setup = deal_of_rep_a(&app, 5_000_000).await;
+    let supervisor = app.token("supervisor_east").await;
+    let audit_len = async |deal: &str| {
+        let events: Vec<Value> = app
+            .get(&format!("/api/v1/deals/{deal}/audit"), &supervisor)
+            .await
+            .json()
+            .await
+            .unwrap();
+        events.len()
+    };
+    let refused = async |node: &str, missing: &str| {
+        let before = audit_len(&setup.deal).await;
+        let body = error_body(
+            app.post(
+                &format!("/api/v1/deals/{}/nodes/{node}/overrides", setup.deal),
+                &supervisor,
+                &json!({"reason": "the customer agreed on the phone"}),
+            )
+            .await,
+            409,
+            "node_not_overridable",
+        )
+        .await;
+        assert_eq!(body["details"]["node"], node);
+        assert_eq!(body["details"]["requirements"], json!([missing]));
+        assert!(body["message_zh"].as_str().unwrap().contains("会签"));
+        assert_eq!(
+            view(&app, &setup.deal, "rep_a").await["current_node"],
+            node,
+            "the step is where it was"
+        );
+        assert_eq!(
+            audit_len(&setup.deal).await,
+            before,
+            "a refused override is not recorded"
+        );
+    };
+    override_until(&app, &setup.deal, "price_approved").await;
+    refused("price_approved", "approval").await;
+    override_until(&app, &setup.deal, "quote_issued").await;
+    refused("quote_issued", "quote_number").await;
+    override_until(&app, &setup.deal, "quote_confirmed").await;
+    refused("quote_confirmed", "customer_confirmation").await;
+    override_until(&app, &setup.deal, "contract_signed").await;
+    refused("contract_signed", "e_signature").await;
 }
 
 #[tokio::test]

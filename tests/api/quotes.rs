@@ -44,27 +44,6 @@ async fn current_node(app: &TestApp, deal: &str) -> String {
         .to_owned()
 }
 
-/// Supervisor overrides until `node` is current (the evidence of earlier nodes is not what
-/// these tests are about).
-async fn override_until(app: &TestApp, deal: &str, node: &str) {
-    let supervisor = app.token("supervisor_east").await;
-    for _ in 0..12 {
-        let current = current_node(app, deal).await;
-        if current == node {
-            return;
-        }
-        let r = app
-            .post(
-                &format!("/api/v1/deals/{deal}/nodes/{current}/overrides"),
-                &supervisor,
-                &json!({"reason": "verified on site by phone call"}),
-            )
-            .await;
-        assert_eq!(r.status(), 200, "override {current}");
-    }
-    panic!("never reached {node}");
-}
-
 fn valid_until() -> String {
     let date = (time::OffsetDateTime::now_utc() + time::Duration::days(30)).date();
     format!(
@@ -86,7 +65,7 @@ fn quote_body() -> Value {
     })
 }
 
-async fn create_quote(app: &TestApp, deal: &str) -> Value {
+pub(crate) async fn create_quote(app: &TestApp, deal: &str) -> Value {
     let rep = app.token("rep_a").await;
     let r = app
         .post(&format!("/api/v1/deals/{deal}/quotes"), &rep, &quote_body())
@@ -95,7 +74,7 @@ async fn create_quote(app: &TestApp, deal: &str) -> Value {
     r.json().await.unwrap()
 }
 
-async fn approve_price(app: &TestApp, deal: &str) {
+pub(crate) async fn approve_price(app: &TestApp, deal: &str) {
     for user in ["manager_east", "finance_east"] {
         let token = app.token(user).await;
         let r = app
@@ -109,7 +88,7 @@ async fn approve_price(app: &TestApp, deal: &str) {
     }
 }
 
-async fn issue(app: &TestApp, address: &str, quote_id: &str) -> reqwest::Response {
+pub(crate) async fn issue(app: &TestApp, address: &str, quote_id: &str) -> reqwest::Response {
     let rep = app.token("rep_a").await;
     app.client
         .post(format!("{address}/api/v1/quotes/{quote_id}/issue"))
@@ -122,7 +101,7 @@ async fn issue(app: &TestApp, address: &str, quote_id: &str) -> reqwest::Respons
 /// A deal with an issued quote waiting for the customer: (deal id, issue response).
 async fn issued_deal(app: &TestApp) -> (String, Value) {
     let deal = new_deal(app, "杭州恒力机械有限公司").await;
-    override_until(app, &deal, "price_approved").await;
+    crate::deals::override_until(app, &deal, "price_approved").await;
     let quote = create_quote(app, &deal).await;
     approve_price(app, &deal).await;
     let r = issue(app, &app.address, quote["id"].as_str().unwrap()).await;
@@ -137,7 +116,7 @@ fn token_of(issued: &Value) -> String {
         .to_owned()
 }
 
-async fn public(
+pub(crate) async fn public(
     app: &TestApp,
     method: Method,
     path: &str,
@@ -175,7 +154,7 @@ fn pdf_text(bytes: &[u8]) -> String {
 async fn a_draft_binds_the_price_approval_and_an_edit_after_approval_voids_it() {
     let app = spawn_app().await;
     let deal = new_deal(&app, "杭州恒力机械").await;
-    override_until(&app, &deal, "price_approved").await;
+    crate::deals::override_until(&app, &deal, "price_approved").await;
     let quote = create_quote(&app, &deal).await;
     // 2 × 12 500.00 at 5 % off = 23 750.00; + 3 000.00; 13 % VAT on 26 750.00 = 3 477.50.
     assert_eq!(quote["status"], "draft");
@@ -247,7 +226,7 @@ async fn a_draft_binds_the_price_approval_and_an_edit_after_approval_voids_it() 
 async fn issuing_numbers_the_quote_passes_quote_issued_and_stores_a_chinese_pdf() {
     let app = spawn_app().await;
     let deal = new_deal(&app, "杭州恒力机械有限公司").await;
-    override_until(&app, &deal, "price_approved").await;
+    crate::deals::override_until(&app, &deal, "price_approved").await;
     let quote = create_quote(&app, &deal).await;
     let id = quote["id"].as_str().unwrap();
 
@@ -717,7 +696,7 @@ async fn numbers_stay_gapless_and_unique_when_two_instances_issue_at_once() {
     let mut quotes = Vec::new();
     for i in 0..N {
         let deal = new_deal(&app, &format!("并发客户{i}")).await;
-        override_until(&app, &deal, "price_approved").await;
+        crate::deals::override_until(&app, &deal, "price_approved").await;
         let quote = create_quote(&app, &deal).await;
         approve_price(&app, &deal).await;
         quotes.push(quote["id"].as_str().unwrap().to_owned());

@@ -87,8 +87,23 @@ pub struct NodeEvaluation {
     pub by_override: bool,
 }
 
+/// The kinds of `node`'s unmet requirements that no override can stand in for
+/// ([`Requirement::overridable`]), in template order.
+pub fn unmet_not_overridable(
+    node: &NodeTemplate,
+    statuses: &[RequirementStatus],
+) -> Vec<&'static str> {
+    node.requirements
+        .iter()
+        .zip(statuses)
+        .filter(|(r, s)| !s.met && !r.overridable())
+        .map(|(r, _)| r.kind())
+        .collect()
+}
+
 /// Judge a node. `override_approvers_needed` is 1, or 2 above the deal value that needs a
-/// second approver; overrides by the same person count once and must carry a reason.
+/// second approver; overrides by the same person count once and must carry a reason. An
+/// override passes the node only while every unmet requirement is one it may stand in for.
 pub fn evaluate_node(
     node: &NodeTemplate,
     facts: &NodeFacts,
@@ -106,8 +121,9 @@ pub fn evaluate_node(
         .filter(|o| !o.reason.trim().is_empty())
         .map(|o| o.user_id.as_str())
         .collect();
-    let overridden =
-        override_approvers_needed > 0 && override_approvers.len() >= override_approvers_needed;
+    let overridden = override_approvers_needed > 0
+        && override_approvers.len() >= override_approvers_needed
+        && unmet_not_overridable(node, &requirements).is_empty();
     NodeEvaluation {
         passed: all_met || overridden,
         by_override: !all_met && overridden,

@@ -9,6 +9,8 @@ pub mod evaluate;
 pub mod requirement;
 pub mod template;
 
-pub use evaluate::{NodeEvaluation, NodeFacts, RequirementStatus, evaluate_node};
+pub use evaluate::{
+    NodeEvaluation, NodeFacts, RequirementStatus, evaluate_node, unmet_not_overridable,
+};
 pub use requirement::Requirement;
 pub use template::{NodeTemplate, PipelineTemplate, Stage, TemplateError};

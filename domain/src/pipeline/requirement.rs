@@ -70,4 +70,24 @@ impl Requirement {
             Requirement::ESignature => "e_signature",
         }
     }
+
+    /// Whether a supervisor's override may stand in for this requirement while it is unmet.
+    /// What the rep's own work proves (a visit, photos, documents, a checklist, an internal
+    /// review whose reviewer may be missing) may be overridden, with a reason. What another
+    /// party proves never is: finance's countersign on the quoted price, the system's quote
+    /// number, the customer's confirmation, the e-signature provider's callback. An override
+    /// there would say the customer agreed when nobody asked them.
+    pub fn overridable(&self) -> bool {
+        match self {
+            Requirement::VisitBooking
+            | Requirement::PhotoSet { .. }
+            | Requirement::Document
+            | Requirement::SignedDocument { .. }
+            | Requirement::Checklist { .. } => true,
+            Requirement::Approval { bound_to_quote, .. } => !bound_to_quote,
+            Requirement::QuoteNumber
+            | Requirement::CustomerConfirmation
+            | Requirement::ESignature => false,
+        }
+    }
 }
