@@ -29,6 +29,7 @@ mod m20261127_000023_lead_team_index;
 mod m20261127_000024_upload_lease_age_index;
 mod m20261127_000025_open_deal_counts;
 mod m20261127_000026_packed_decision_records;
+mod m20261206_000027_deal_peak_value;
 mod util;
 
 pub struct Migrator;
@@ -63,6 +64,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000024_upload_lease_age_index::Migration),
             Box::new(m20261127_000025_open_deal_counts::Migration),
             Box::new(m20261127_000026_packed_decision_records::Migration),
+            Box::new(m20261206_000027_deal_peak_value::Migration),
         ]
     }
 }

@@ -138,6 +138,7 @@ pub async fn create(state: &AppState, caller: &Caller, new: NewDeal) -> ApiResul
             products: Set(serde_json::to_value(&new.products).map_err(ApiError::internal)?),
             quote_hash: Set(quote_hash),
             expected_value_fen: Set(expected_value),
+            peak_value_fen: Set(expected_value),
             status: Set(STATUS_OPEN.to_owned()),
             current_node_key: Set(Some(first.key.clone())),
             created_at: Set(now),
@@ -263,8 +264,13 @@ fn apply_record(facts: &mut NodeFacts, record: &node_record::Model) {
     }
 }
 
+/// Judged on the highest value the deal has had, not the value of the moment: a value lowered
+/// for one override and raised again afterwards would otherwise get a big deal past a node
+/// with one supervisor.
 fn override_approvers_needed(state: &AppState, row: &deal::Model) -> usize {
-    if row.expected_value_fen > state.settings.override_second_approver_above_fen {
+    if row.peak_value_fen.max(row.expected_value_fen)
+        > state.settings.override_second_approver_above_fen
+    {
         2
     } else {
         1
@@ -633,11 +639,13 @@ pub async fn change_products(
         return Ok(row);
     }
     let old_hash = row.quote_hash.clone();
+    let peak = row.peak_value_fen;
     let mut active: deal::ActiveModel = row.into();
     active.products = Set(products_json);
     active.quote_hash = Set(quote_hash.clone());
     if !has_quote {
         active.expected_value_fen = Set(expected_value);
+        active.peak_value_fen = Set(peak.max(expected_value));
     }
     active.updated_at = Set(db::now());
     let row = active.update(&txn).await?;

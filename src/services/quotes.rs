@@ -194,9 +194,11 @@ async fn rebind(
         return Ok(row);
     }
     let old_hash = row.quote_hash.clone();
+    let peak = row.peak_value_fen.max(quote.subtotal_fen);
     let mut active: deal::ActiveModel = row.into();
     active.quote_hash = Set(quote.content_hash.clone());
     active.expected_value_fen = Set(quote.subtotal_fen);
+    active.peak_value_fen = Set(peak);
     active.updated_at = Set(db::now());
     let row = deal_repo::save(txn, active).await?;
     audit::append(txn, &row.org_id, &row.id, "quote_hash_changed", Some(actor), json!({"old_quote_hash": old_hash, "quote_hash": quote.content_hash, "quote_id": quote.id, "revision": quote.revision, "expected_value_fen": quote.subtotal_fen})).await?;

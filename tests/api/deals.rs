@@ -450,6 +450,54 @@ async fn a_price_needs_manager_and_finance_and_a_price_edit_voids_their_approval
 }
 
 #[tokio::test]
+async fn a_value_lowered_for_an_override_still_needs_the_second_supervisor() {
+    let app = spawn_app().await;
+    let big = deal_of_rep_a(&app, 200_000_000).await;
+    book_visit(&app, &big).await;
+    let rep = app.token("rep_a").await;
+    // Below the 1,000,000 CNY threshold for the moment of the override.
+    let lowered: Value = app
+        .patch(
+            &format!("/api/v1/deals/{}", big.deal),
+            &rep,
+            &json!({"products": [{"sku": "CP-200", "name": "离心泵", "quantity": 1, "unit_price_fen": 1_000_000}]}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(lowered["expected_value_fen"], 1_000_000);
+    let path = format!("/api/v1/deals/{}/nodes/site_survey/overrides", big.deal);
+    let first = app.token("supervisor_east").await;
+    let v: Value = app
+        .post(
+            &path,
+            &first,
+            &json!({"reason": "camera broke, checked by video"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        v["current_node"], "site_survey",
+        "the deal has been worth more than the threshold: one supervisor is not enough"
+    );
+    let second = app.token("supervisor_east2").await;
+    let v: Value = app
+        .post(
+            &path,
+            &second,
+            &json!({"reason": "confirmed with the customer"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["current_node"], "pain_points_confirmed");
+}
+
+#[tokio::test]
 async fn overrides_need_a_reason_a_supervisor_and_above_the_threshold_a_second_one() {
     let app = spawn_app().await;
     let big = deal_of_rep_a(&app, 200_000_000).await;

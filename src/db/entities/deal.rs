@@ -18,6 +18,8 @@ pub struct Model {
     pub products: Json,
     pub quote_hash: String,
     pub expected_value_fen: i64,
+    /// The highest `expected_value_fen` the deal has had (the override threshold's measure).
+    pub peak_value_fen: i64,
     pub status: String,
     pub current_node_key: Option<String>,
     pub created_at: TimeDateTimeWithTimeZone,
