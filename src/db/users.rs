@@ -114,6 +114,30 @@ pub async fn of_org_among<C: ConnectionTrait, S: AsRef<str>>(
     Ok(found)
 }
 
+/// Which of `ids` are users of `org_id`, each with whether the account is active.
+pub async fn of_org_with_state<C: ConnectionTrait, S: AsRef<str>>(
+    db: &C,
+    org_id: &str,
+    ids: &[S],
+) -> Result<Vec<(String, bool)>, DbErr> {
+    let ids: Vec<&str> = ids.iter().map(AsRef::as_ref).collect();
+    let mut found = Vec::new();
+    for list in super::in_lists(&ids) {
+        found.extend(
+            user::Entity::find()
+                .select_only()
+                .column(user::Column::Id)
+                .column(user::Column::Active)
+                .filter(user::Column::OrgId.eq(org_id))
+                .filter(user::Column::Id.is_in(list))
+                .into_tuple::<(String, bool)>()
+                .all(db)
+                .await?,
+        );
+    }
+    Ok(found)
+}
+
 pub async fn find_active<C: ConnectionTrait>(db: &C, id: &str) -> Result<Option<User>, DbErr> {
     user::Entity::find_by_id(id.to_owned())
         .filter(user::Column::Active.eq(true))

@@ -16,7 +16,8 @@ use sea_orm::{ConnectionTrait, DbErr};
 #[derive(Debug, Clone)]
 pub struct Notice {
     pub org_id: String,
-    /// Users whose inbox gets it; ids outside `org_id` are ignored (and logged).
+    /// Users whose inbox gets it; deactivated accounts are skipped, ids outside `org_id` are
+    /// ignored (and logged).
     pub recipients: Vec<String>,
     /// When set, every active webhook of this team (of `org_id`) gets the message too.
     pub team_id: Option<String>,
@@ -45,15 +46,7 @@ pub async fn notify<C: ConnectionTrait>(db: &C, notice: Notice) -> Result<Notifi
     let mut recipients = notice.recipients.clone();
     recipients.sort();
     recipients.dedup();
-    let members = crate::db::users::of_org_among(db, &notice.org_id, &recipients, false).await?;
-    if members.len() != recipients.len() {
-        // A producer bug, not a user error: never deliver across orgs, but say so.
-        tracing::warn!(
-            kind = %notice.kind,
-            skipped = recipients.len() - members.len(),
-            "notify: recipients outside the org were skipped"
-        );
-    }
+    let members = active_members(db, &notice.org_id, &recipients, &notice.kind).await?;
 
     let rows: Vec<notifications::NewNotification> = members
         .iter()
@@ -158,7 +151,30 @@ async fn notify_many<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Which of the notices' recipients are members of `org_id` (the others are logged and skipped).
+/// The recipients who are active users of `org_id`. A deactivated account (someone who left)
+/// gets no inbox rows nobody will read; an id outside the org is a producer bug, never
+/// delivered, and logged.
+async fn active_members<C: ConnectionTrait>(
+    db: &C,
+    org_id: &str,
+    recipients: &[String],
+    kind: &str,
+) -> Result<Vec<String>, DbErr> {
+    let found = crate::db::users::of_org_with_state(db, org_id, recipients).await?;
+    if found.len() != recipients.len() {
+        tracing::warn!(
+            kind,
+            skipped = recipients.len() - found.len(),
+            "notify: recipients outside the org were skipped"
+        );
+    }
+    Ok(found
+        .into_iter()
+        .filter_map(|(id, active)| active.then_some(id))
+        .collect())
+}
+
+/// Which of the notices' recipients are active members of `org_id` ([`active_members`]).
 async fn members_among<C: ConnectionTrait>(
     db: &C,
     org_id: &str,
@@ -170,18 +186,10 @@ async fn members_among<C: ConnectionTrait>(
         .collect();
     everyone.sort();
     everyone.dedup();
-    let members: std::collections::HashSet<String> =
-        crate::db::users::of_org_among(db, org_id, &everyone, false)
-            .await?
-            .into_iter()
-            .collect();
-    if members.len() != everyone.len() {
-        tracing::warn!(
-            skipped = everyone.len() - members.len(),
-            "notify: recipients outside the org were skipped"
-        );
-    }
-    Ok(members)
+    Ok(active_members(db, org_id, &everyone, "batch")
+        .await?
+        .into_iter()
+        .collect())
 }
 
 /// The inbox entry of `notice` for one recipient.

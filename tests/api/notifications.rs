@@ -158,6 +158,46 @@ async fn wait_until_settled(app: &TestApp, expected_rows: usize) -> Vec<outbox_r
 // The inbox
 
 #[tokio::test]
+async fn a_deactivated_account_gets_no_inbox_rows() {
+    use fieldproof::db::entities::user;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+    let app = spawn_app_with(|s| s.jobs = false).await;
+    user::Entity::update_many()
+        .col_expr(user::Column::Active, Expr::value(false))
+        .filter(user::Column::Id.eq(app.users["rep_b"].as_str()))
+        .exec(&app.db)
+        .await
+        .unwrap();
+    let one = notify(&app.db, notice(&app, &["rep_a", "rep_b"], Some("left")))
+        .await
+        .unwrap();
+    assert_eq!(one.inbox_added, 1, "only the active rep");
+    // The batch path (lead assignments) skips them too.
+    fieldproof::services::notify::notify_all(
+        &app.db,
+        vec![
+            notice(&app, &["rep_b"], Some("batch-1")),
+            notice(&app, &["rep_a", "rep_b"], Some("batch-2")),
+        ],
+    )
+    .await
+    .unwrap();
+    let rows = fieldproof::db::entities::notification::Entity::find()
+        .all(&app.db)
+        .await
+        .unwrap();
+    let for_b = rows
+        .iter()
+        .filter(|r| r.user_id == app.users["rep_b"])
+        .count();
+    let for_a = rows
+        .iter()
+        .filter(|r| r.user_id == app.users["rep_a"])
+        .count();
+    assert_eq!((for_a, for_b), (2, 0));
+}
+
+#[tokio::test]
 async fn inbox_shows_only_my_notifications_and_others_ids_are_404() {
     let app = spawn_app_with(|s| s.jobs = false).await;
     notify(&app.db, notice(&app, &["rep_a"], Some("e1")))
