@@ -173,15 +173,24 @@ pub async fn mark_delivered<C: ConnectionTrait>(
 }
 
 /// The attempt failed: try again at `next_at`, releasing the lease. Only the lease holder may
-/// do this, so a slow worker cannot overwrite a newer owner's outcome.
+/// do this, so a slow worker cannot overwrite a newer owner's outcome. `refund`: the attempt
+/// does not count (the receiver only asked us to slow down).
 pub async fn schedule_retry<C: ConnectionTrait>(
     db: &C,
     id: &str,
     owner: &str,
     next_at: OffsetDateTime,
     error: &str,
+    refund: bool,
 ) -> Result<(), DbErr> {
-    outbox::Entity::update_many()
+    let mut update = outbox::Entity::update_many();
+    if refund {
+        update = update.col_expr(
+            outbox::Column::Attempts,
+            Expr::col(outbox::Column::Attempts).sub(1),
+        );
+    }
+    update
         .col_expr(outbox::Column::NextAttemptAt, Expr::value(next_at))
         .col_expr(
             outbox::Column::LeaseUntil,

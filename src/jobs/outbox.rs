@@ -28,6 +28,12 @@ pub const DELIVERY_HEADER: &str = "X-Fieldproof-Delivery";
 const BATCH: u64 = 32;
 const CONCURRENCY: usize = 8;
 
+/// How long a robot that said "too many messages" is left alone: the vendors count per minute
+/// (WeCom and DingTalk 20, Feishu 100); a random extra of up to half of it spreads the backlog.
+const THROTTLE_PAUSE: Duration = Duration::from_secs(60);
+/// A message still refused for being too many this long after it was queued is given up.
+const THROTTLE_GIVE_UP_AFTER: time::Duration = time::Duration::hours(24);
+
 /// Tunables, from settings (tests shrink the delays).
 #[derive(Debug, Clone)]
 pub struct OutboxConfig {
@@ -73,13 +79,21 @@ pub struct PassStats {
     pub delivered: usize,
     pub retried: usize,
     pub gave_up: usize,
+    /// Put back without counting an attempt: the robot asked us to slow down, or had already
+    /// asked so earlier in this pass.
+    pub deferred: usize,
 }
 
 enum Outcome {
     Delivered,
     Retry,
     GaveUp,
+    Deferred,
 }
+
+/// The robots (webhook ids) that answered "too many messages" during one pass: their other
+/// messages of that pass are put back unsent instead of adding to the refusals.
+type Throttled = std::sync::Mutex<std::collections::HashSet<String>>;
 
 pub struct OutboxWorker {
     db: DatabaseConnection,
@@ -129,8 +143,9 @@ impl OutboxWorker {
     pub async fn run_once(&self) -> Result<PassStats, DbErr> {
         let now = (self.clock)();
         let ids = outbox::due_ids(&self.db, now, BATCH).await?;
+        let throttled = Throttled::default();
         let outcomes: Vec<Result<Option<Outcome>, DbErr>> = futures_util::stream::iter(ids)
-            .map(|id| self.claim_and_attempt(id))
+            .map(|id| self.claim_and_attempt(id, &throttled))
             .buffer_unordered(CONCURRENCY)
             .collect()
             .await;
@@ -144,6 +159,7 @@ impl OutboxWorker {
                         Outcome::Delivered => stats.delivered += 1,
                         Outcome::Retry => stats.retried += 1,
                         Outcome::GaveUp => stats.gave_up += 1,
+                        Outcome::Deferred => stats.deferred += 1,
                     }
                 }
             }
@@ -151,7 +167,11 @@ impl OutboxWorker {
         Ok(stats)
     }
 
-    async fn claim_and_attempt(&self, id: String) -> Result<Option<Outcome>, DbErr> {
+    async fn claim_and_attempt(
+        &self,
+        id: String,
+        throttled: &Throttled,
+    ) -> Result<Option<Outcome>, DbErr> {
         // Read the clock at claim time, not at the start of the pass: later ids of a batch wait
         // for earlier sends, and a lease measured from a stale instant could be over already.
         let now = (self.clock)();
@@ -160,7 +180,20 @@ impl OutboxWorker {
         else {
             return Ok(None); // another worker got it first
         };
-        let outcome = match self.send(&claimed).await {
+        let robot_paused = |target: &str| {
+            throttled
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .contains(target)
+        };
+        let result = if robot_paused(&claimed.target_id) {
+            Err(Failure::Throttled(
+                "not sent: the robot asked to slow down earlier in this pass".into(),
+            ))
+        } else {
+            self.send(&claimed).await
+        };
+        let outcome = match result {
             Ok(()) => {
                 outbox::mark_delivered(&self.db, &claimed.id, (self.clock)()).await?;
                 Outcome::Delivered
@@ -168,6 +201,32 @@ impl OutboxWorker {
             Err(Failure::Permanent(reason)) => {
                 self.give_up(&claimed, &reason).await?;
                 Outcome::GaveUp
+            }
+            Err(Failure::Throttled(reason)) => {
+                throttled
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(claimed.target_id.clone());
+                let now = (self.clock)();
+                if now - claimed.created_at > THROTTLE_GIVE_UP_AFTER {
+                    self.give_up(&claimed, &reason).await?;
+                    Outcome::GaveUp
+                } else {
+                    // Not a failure of the message: the attempt is given back, so a backlog
+                    // after downtime drains at the robot's pace instead of running out of
+                    // attempts against its limit.
+                    let pause = THROTTLE_PAUSE.mul_f64(1.0 + rand::rng().random::<f64>() / 2.0);
+                    outbox::schedule_retry(
+                        &self.db,
+                        &claimed.id,
+                        &self.owner,
+                        now + pause,
+                        &reason,
+                        true,
+                    )
+                    .await?;
+                    Outcome::Deferred
+                }
             }
             Err(Failure::Transient(reason)) => {
                 let attempts = u32::try_from(claimed.attempts).unwrap_or(u32::MAX);
@@ -183,8 +242,15 @@ impl OutboxWorker {
                     );
                     let next_at = (self.clock)() + delay;
                     tracing::info!(outbox_id = %claimed.id, webhook_id = %claimed.target_id, attempts, error = %reason, "webhook attempt failed; will retry");
-                    outbox::schedule_retry(&self.db, &claimed.id, &self.owner, next_at, &reason)
-                        .await?;
+                    outbox::schedule_retry(
+                        &self.db,
+                        &claimed.id,
+                        &self.owner,
+                        next_at,
+                        &reason,
+                        false,
+                    )
+                    .await?;
                     Outcome::Retry
                 }
             }
@@ -193,6 +259,7 @@ impl OutboxWorker {
             Outcome::Delivered => "delivered",
             Outcome::Retry => "retry",
             Outcome::GaveUp => "gave_up",
+            Outcome::Deferred => "deferred",
         };
         metrics::counter!("fieldproof_outbox_attempts_total", "outcome" => label).increment(1);
         Ok(Some(outcome))
@@ -244,7 +311,13 @@ impl OutboxWorker {
             .map_err(|e| Failure::Transient(describe(e)))?;
         let status = response.status().as_u16();
         let body = response.text().await.unwrap_or_default();
-        chat_robots::accepted(status, &body).map_err(Failure::Transient)
+        chat_robots::accepted(status, &body).map_err(|reason| {
+            if chat_robots::throttled(status, &body) {
+                Failure::Throttled(reason)
+            } else {
+                Failure::Transient(reason)
+            }
+        })
     }
 }
 
@@ -298,6 +371,9 @@ enum Failure {
     Transient(String),
     /// No attempt can succeed (webhook deleted, bad URL, unreadable payload).
     Permanent(String),
+    /// The robot asked us to slow down (its per-minute limit): try again after a pause,
+    /// without counting the attempt.
+    Throttled(String),
 }
 
 /// A reqwest error as text without the URL (it holds the robot's token).

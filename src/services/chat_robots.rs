@@ -182,6 +182,27 @@ pub fn accepted(status: u16, body: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The vendors' "slow down" answers: WeCom `errcode` 45009 and DingTalk 130101 (both allow a
+/// robot 20 messages a minute), Feishu `code` 9499 and 11232 (5 a second, 100 a minute), and
+/// HTTP 429 from anyone. The message is fine; it only has to wait.
+const THROTTLE_CODES: [i64; 4] = [45009, 130101, 9499, 11232];
+
+/// Whether a refusal only asks the sender to slow down (see [`THROTTLE_CODES`]).
+pub fn throttled(status: u16, body: &str) -> bool {
+    if status == 429 {
+        return true;
+    }
+    let Ok(parsed) = serde_json::from_str::<Value>(body) else {
+        return false;
+    };
+    ["errcode", "code", "StatusCode"].iter().any(|key| {
+        parsed
+            .get(*key)
+            .and_then(Value::as_i64)
+            .is_some_and(|code| THROTTLE_CODES.contains(&code))
+    })
+}
+
 fn absolute_link(link: Option<&str>, base: Option<&str>) -> Option<Link> {
     let link = link?;
     if link.starts_with("http://") || link.starts_with("https://") {
@@ -414,5 +435,25 @@ mod tests {
         assert!(refused.unwrap_err().contains("310000"));
         assert!(accepted(200, r#"{"code":19021,"msg":"sign match fail"}"#).is_err());
         assert_eq!(accepted(500, "oops").unwrap_err(), "HTTP 500");
+    }
+
+    #[test]
+    fn a_rate_limit_answer_is_told_apart_from_other_refusals() {
+        assert!(throttled(
+            200,
+            r#"{"errcode":45009,"errmsg":"api freq out of limit"}"#
+        ));
+        assert!(throttled(
+            200,
+            r#"{"errcode":130101,"errmsg":"send too fast, exceed 20 times per minute"}"#
+        ));
+        assert!(throttled(200, r#"{"code":9499,"msg":"too many request"}"#));
+        assert!(throttled(429, ""));
+        assert!(!throttled(
+            200,
+            r#"{"errcode":310000,"errmsg":"sign not match"}"#
+        ));
+        assert!(!throttled(500, "oops"));
+        assert!(!throttled(200, r#"{"errcode":0,"errmsg":"ok"}"#));
     }
 }

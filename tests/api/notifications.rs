@@ -656,6 +656,91 @@ async fn after_the_last_attempt_the_message_is_given_up_with_its_error_kept() {
     assert_eq!(robot.hits().len(), 3);
 }
 
+/// A WeCom robot: while `busy`, over its 20-a-minute limit (`errcode` 45009), else "ok". Counts
+/// every request in `seen`.
+#[derive(Default)]
+struct BusyRobot {
+    busy: bool,
+    seen: usize,
+}
+
+fn spawn_busy_robot() -> (String, Arc<Mutex<BusyRobot>>) {
+    let state: Arc<Mutex<BusyRobot>> = Arc::new(Mutex::new(BusyRobot {
+        busy: true,
+        seen: 0,
+    }));
+    let shared = web::Data::new(state.clone());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = HttpServer::new(move || {
+        App::new().app_data(shared.clone()).default_service(web::to(
+            |robot: web::Data<Arc<Mutex<BusyRobot>>>| async move {
+                let mut robot = robot.lock().unwrap();
+                robot.seen += 1;
+                let errcode = if robot.busy { 45009 } else { 0 };
+                HttpResponse::Ok()
+                    .json(json!({"errcode": errcode, "errmsg": "api freq out of limit"}))
+            },
+        ))
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    tokio::spawn(server);
+    (
+        format!("http://127.0.0.1:{port}/cgi-bin/webhook/send?key=k1"),
+        state,
+    )
+}
+
+#[tokio::test]
+async fn a_robot_over_its_rate_limit_gets_the_backlog_later_and_no_message_is_lost() {
+    let app = spawn_app_with(|s| s.jobs = false).await;
+    // Every request of the first pass is refused for being too many.
+    let (url, robot) = spawn_busy_robot();
+    add_webhook(&app, json!({"flavor": "wecom", "url": url})).await;
+    for i in 0..20 {
+        let mut n = notice(&app, &["rep_a"], Some(&format!("stall-{i}")));
+        n.team_id = Some(app.teams[0].clone());
+        notify(&app.db, n).await.unwrap();
+    }
+    let config = OutboxConfig {
+        poll_interval: Duration::from_secs(1),
+        // One counted failure would give a message up.
+        max_attempts: 1,
+        retry_base: Duration::from_secs(60),
+        retry_max: Duration::from_secs(600),
+        http_timeout: Duration::from_secs(5),
+        public_base_url: None,
+        erp_webhook_url: None,
+        erp_webhook_secret: None,
+    };
+    let (now, clock) = manual_clock();
+    let worker = OutboxWorker::new(app.db.clone(), config)
+        .unwrap()
+        .with_clock(clock);
+    let first = worker.run_once().await.unwrap();
+    assert_eq!((first.claimed, first.deferred, first.gave_up), (20, 20, 0));
+    // Once the robot said so, the rest of the pass was put back without asking it again.
+    let asked = robot.lock().unwrap().seen;
+    assert!(asked < 20, "the robot was asked {asked} times in one pass");
+    // The robot is left alone for a minute.
+    assert_eq!(worker.run_once().await.unwrap().claimed, 0);
+    assert!(outbox_rows(&app).await.iter().all(|r| r.attempts == 0));
+
+    // A minute and a half later it takes messages again.
+    robot.lock().unwrap().busy = false;
+    *now.lock().unwrap() += time::Duration::seconds(91);
+    let second = worker.run_once().await.unwrap();
+    assert_eq!((second.delivered, second.gave_up), (20, 0));
+    let rows = outbox_rows(&app).await;
+    assert!(
+        rows.iter()
+            .all(|r| r.delivered_at.is_some() && r.attempts == 1)
+    );
+}
+
 #[tokio::test]
 async fn messages_for_a_deleted_webhook_are_given_up_not_sent() {
     let app = spawn_app_with(|s| s.jobs = false).await;
