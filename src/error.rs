@@ -69,8 +69,8 @@ error_codes! {
     NodeNotCurrent => "node_not_current", CONFLICT,
         "This step is not the deal's current step.", "该环节不是商机当前所在环节。";
     NodeNotOverridable => "node_not_overridable", CONFLICT,
-        "A supervisor's override cannot stand in for what this step still lacks: finance's countersign on the price, the system's quote number, the customer's confirmation or the e-signature. details.requirements lists it.",
-        "该环节尚缺的证明（财务对价格的会签、系统报价单号、客户确认或电子签章）不能由主管代为放行，details.requirements 列出了所缺项目。";
+        "A supervisor's override cannot stand in for what this step still lacks: the countersigned approval of the quoted price, the system's quote number or the customer's confirmation of the quote. details.requirements lists it.",
+        "该环节尚缺的证明（报价的会签审批、系统报价单号或客户对报价的确认）不能由主管代为放行，details.requirements 列出了所缺项目。";
     DealClosed => "deal_closed", CONFLICT,
         "This deal is closed; nothing more can be recorded on it.", "该商机已关闭，不能再记录。";
     CallbackReplayed => "callback_replayed", CONFLICT,

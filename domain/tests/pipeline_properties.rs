@@ -121,8 +121,8 @@ proptest! {
         if evaluation.passed {
             prop_assert!(every_requirement_holds || reasoned_overriders.len() >= needed);
         }
-        // What another party proves (finance's countersign, the quote number, the customer's
-        // confirmation, the e-signature) is never overridden.
+        // What another party proves (the countersigned price, the quote number, the customer's
+        // confirmation of the quote) is never overridden.
         let unmet_by_others = node.requirements.iter().any(|r| !r.overridable() && !evaluate_requirement(r, &facts).met);
         if unmet_by_others {
             prop_assert!(!evaluation.passed);
@@ -135,7 +135,7 @@ proptest! {
     #[test]
     fn no_override_stands_in_for_the_price_countersign_the_quote_or_the_customer(facts in facts(), needed in 1usize..3) {
         let template = default_template();
-        for key in ["price_approved", "quote_issued", "quote_confirmed", "contract_signed"] {
+        for key in ["price_approved", "quote_issued", "quote_confirmed"] {
             let node = template.node(key).unwrap();
             let mut overridden = facts.clone();
             overridden.overrides = vec![

@@ -30,6 +30,7 @@ mod m20261127_000024_upload_lease_age_index;
 mod m20261127_000025_open_deal_counts;
 mod m20261127_000026_packed_decision_records;
 mod m20261206_000027_deal_peak_value;
+mod m20261206_000028_webhook_pause;
 mod util;
 
 pub struct Migrator;
@@ -65,6 +66,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000025_open_deal_counts::Migration),
             Box::new(m20261127_000026_packed_decision_records::Migration),
             Box::new(m20261206_000027_deal_peak_value::Migration),
+            Box::new(m20261206_000028_webhook_pause::Migration),
         ]
     }
 }

@@ -8,7 +8,7 @@
 //! whichever process changes the row (rows_affected == 1) owns the attempt. That needs no
 //! `SELECT … FOR UPDATE`, so it is the same code on SQLite and PostgreSQL.
 
-use super::entities::outbox;
+use super::entities::{outbox, team_webhook};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
@@ -81,7 +81,19 @@ fn claimable(now: OffsetDateTime) -> Condition {
         .and_where(Expr::col((earlier.clone(), outbox::Column::DeliveredAt)).is_null())
         .and_where(Expr::col((earlier, outbox::Column::GaveUpAt)).is_null())
         .to_owned();
+    // A chat robot that asked to slow down is left alone until its pause ends (other topics'
+    // targets are not webhooks and never match).
+    let paused_robot = Query::select()
+        .expr(Expr::value(1))
+        .from(team_webhook::Entity)
+        .and_where(
+            Expr::col((team_webhook::Entity, team_webhook::Column::Id))
+                .equals((outbox::Entity, outbox::Column::TargetId)),
+        )
+        .and_where(Expr::col((team_webhook::Entity, team_webhook::Column::PausedUntil)).gt(now))
+        .to_owned();
     Condition::all()
+        .add(Expr::exists(paused_robot).not())
         .add(
             Condition::any()
                 .add(outbox::Column::SequenceKey.is_null())

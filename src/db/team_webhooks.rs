@@ -29,6 +29,7 @@ pub async fn create<C: ConnectionTrait>(
         secret: Set(new.secret),
         active: Set(new.active),
         created_at: Set(super::now()),
+        paused_until: Set(None),
     }
     .insert(db)
     .await
@@ -85,4 +86,24 @@ pub async fn delete<C: ConnectionTrait>(
         .exec(db)
         .await?;
     Ok(result.rows_affected == 1)
+}
+
+/// Leave the robot alone until `until` (a later pause already set stays).
+pub async fn pause<C: ConnectionTrait>(
+    db: &C,
+    id: &str,
+    until: time::OffsetDateTime,
+) -> Result<(), DbErr> {
+    use sea_orm::sea_query::{Condition, Expr};
+    team_webhook::Entity::update_many()
+        .col_expr(team_webhook::Column::PausedUntil, Expr::value(until))
+        .filter(team_webhook::Column::Id.eq(id))
+        .filter(
+            Condition::any()
+                .add(team_webhook::Column::PausedUntil.is_null())
+                .add(team_webhook::Column::PausedUntil.lt(until)),
+        )
+        .exec(db)
+        .await?;
+    Ok(())
 }

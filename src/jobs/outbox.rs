@@ -28,8 +28,9 @@ pub const DELIVERY_HEADER: &str = "X-Fieldproof-Delivery";
 const BATCH: u64 = 32;
 const CONCURRENCY: usize = 8;
 
-/// How long a robot that said "too many messages" is left alone: the vendors count per minute
-/// (WeCom and DingTalk 20, Feishu 100); a random extra of up to half of it spreads the backlog.
+/// How long a robot that said "too many messages" is left alone by every instance
+/// (`team_webhooks.paused_until`): the vendors count per minute (WeCom and DingTalk 20, Feishu
+/// 100); a random extra of up to half of it keeps instances from coming back in step.
 const THROTTLE_PAUSE: Duration = Duration::from_secs(60);
 /// A message still refused for being too many this long after it was queued is given up.
 const THROTTLE_GIVE_UP_AFTER: time::Duration = time::Duration::hours(24);
@@ -91,9 +92,9 @@ enum Outcome {
     Deferred,
 }
 
-/// The robots (webhook ids) that answered "too many messages" during one pass: their other
-/// messages of that pass are put back unsent instead of adding to the refusals.
-type Throttled = std::sync::Mutex<std::collections::HashSet<String>>;
+/// The robots (webhook ids) that answered "too many messages" during one pass, with the end of
+/// their pause: their other messages already listed in that pass wait with them, unsent.
+type Throttled = std::sync::Mutex<std::collections::HashMap<String, OffsetDateTime>>;
 
 pub struct OutboxWorker {
     db: DatabaseConnection,
@@ -180,19 +181,26 @@ impl OutboxWorker {
         else {
             return Ok(None); // another worker got it first
         };
-        let robot_paused = |target: &str| {
-            throttled
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .contains(target)
-        };
-        let result = if robot_paused(&claimed.target_id) {
-            Err(Failure::Throttled(
-                "not sent: the robot asked to slow down earlier in this pass".into(),
-            ))
-        } else {
-            self.send(&claimed).await
-        };
+        let paused_until = throttled
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&claimed.target_id)
+            .copied();
+        if let Some(until) = paused_until {
+            outbox::schedule_retry(
+                &self.db,
+                &claimed.id,
+                &self.owner,
+                until,
+                "not sent: the robot asked to slow down",
+                true,
+            )
+            .await?;
+            metrics::counter!("fieldproof_outbox_attempts_total", "outcome" => "deferred")
+                .increment(1);
+            return Ok(Some(Outcome::Deferred));
+        }
+        let result = self.send(&claimed).await;
         let outcome = match result {
             Ok(()) => {
                 outbox::mark_delivered(&self.db, &claimed.id, (self.clock)()).await?;
@@ -203,11 +211,13 @@ impl OutboxWorker {
                 Outcome::GaveUp
             }
             Err(Failure::Throttled(reason)) => {
+                let now = (self.clock)();
+                let until = now + THROTTLE_PAUSE.mul_f64(1.0 + rand::rng().random::<f64>() / 2.0);
                 throttled
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .insert(claimed.target_id.clone());
-                let now = (self.clock)();
+                    .insert(claimed.target_id.clone(), until);
+                team_webhooks::pause(&self.db, &claimed.target_id, until).await?;
                 if now - claimed.created_at > THROTTLE_GIVE_UP_AFTER {
                     self.give_up(&claimed, &reason).await?;
                     Outcome::GaveUp
@@ -215,12 +225,11 @@ impl OutboxWorker {
                     // Not a failure of the message: the attempt is given back, so a backlog
                     // after downtime drains at the robot's pace instead of running out of
                     // attempts against its limit.
-                    let pause = THROTTLE_PAUSE.mul_f64(1.0 + rand::rng().random::<f64>() / 2.0);
                     outbox::schedule_retry(
                         &self.db,
                         &claimed.id,
                         &self.owner,
-                        now + pause,
+                        until,
                         &reason,
                         true,
                     )
@@ -367,7 +376,7 @@ impl OutboxWorker {
 }
 
 enum Failure {
-    /// Worth another attempt (network, 5xx, a robot's refusal such as a rate limit).
+    /// Worth another attempt (network, 5xx, a robot's refusal other than a rate limit).
     Transient(String),
     /// No attempt can succeed (webhook deleted, bad URL, unreadable payload).
     Permanent(String),

@@ -428,9 +428,9 @@ fn parse_reason(raw: &str) -> ApiResult<String> {
 }
 
 /// A supervisor's override of the current node: recorded evidence with a reason. Above the
-/// configured deal value, a second supervisor must override too. Never in place of another
-/// party's proof (finance's countersign on the price, the quote number, the customer's
-/// confirmation, the e-signature): 409 `node_not_overridable`.
+/// configured deal value (its highest), a second supervisor must override too. Never in place
+/// of the quote's proofs (the countersigned price approval, the quote number, the customer's
+/// confirmation): 409 `node_not_overridable`.
 #[utoipa::path(tag = "deals", request_body = ReasonRequest, responses((status = 200, body = DealView), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 #[post("/deals/{id}/nodes/{node}/overrides")]
 async fn record_override(

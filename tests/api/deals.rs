@@ -338,7 +338,7 @@ async fn a_manager_cannot_approve_a_deal_they_own() {
 }
 
 #[tokio::test]
-async fn no_override_stands_in_for_the_price_countersign_or_the_customers_confirmation() {
+async fn no_override_stands_in_for_the_price_countersign_the_quote_or_the_customers_confirmation() {
     let app = spawn_app().await;
     let setup = deal_of_rep_a(&app, 5_000_000).await;
     let supervisor = app.token("supervisor_east").await;
@@ -384,8 +384,23 @@ async fn no_override_stands_in_for_the_price_countersign_or_the_customers_confir
     refused("quote_issued", "quote_number").await;
     override_until(&app, &setup.deal, "quote_confirmed").await;
     refused("quote_confirmed", "customer_confirmation").await;
+    // A contract stamped on paper: the e-signature step can be overridden (with a reason).
     override_until(&app, &setup.deal, "contract_signed").await;
-    refused("contract_signed", "e_signature").await;
+    let r = app
+        .post(
+            &format!(
+                "/api/v1/deals/{}/nodes/contract_signed/overrides",
+                setup.deal
+            ),
+            &supervisor,
+            &json!({"reason": "paper contract stamped with the company seal, scan on file"}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        view(&app, &setup.deal, "rep_a").await["current_node"],
+        "delivery_handover"
+    );
 }
 
 #[tokio::test]

@@ -73,21 +73,22 @@ impl Requirement {
 
     /// Whether a supervisor's override may stand in for this requirement while it is unmet.
     /// What the rep's own work proves (a visit, photos, documents, a checklist, an internal
-    /// review whose reviewer may be missing) may be overridden, with a reason. What another
-    /// party proves never is: finance's countersign on the quoted price, the system's quote
-    /// number, the customer's confirmation, the e-signature provider's callback. An override
-    /// there would say the customer agreed when nobody asked them.
+    /// review whose reviewer may be missing) may be overridden, with a reason; so may the
+    /// e-signature, since many contracts in China are still stamped on paper (合同用印) and a
+    /// provider's callback can be lost. What the brief names as another party's proof never is:
+    /// the countersigned approval of the quoted price, the system's quote number, the customer's
+    /// online confirmation of the quote. An override there would say the customer agreed when
+    /// nobody asked them.
     pub fn overridable(&self) -> bool {
         match self {
             Requirement::VisitBooking
             | Requirement::PhotoSet { .. }
             | Requirement::Document
             | Requirement::SignedDocument { .. }
-            | Requirement::Checklist { .. } => true,
+            | Requirement::Checklist { .. }
+            | Requirement::ESignature => true,
             Requirement::Approval { bound_to_quote, .. } => !bound_to_quote,
-            Requirement::QuoteNumber
-            | Requirement::CustomerConfirmation
-            | Requirement::ESignature => false,
+            Requirement::QuoteNumber | Requirement::CustomerConfirmation => false,
         }
     }
 }

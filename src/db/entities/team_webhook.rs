@@ -16,6 +16,8 @@ pub struct Model {
     pub secret: Option<String>,
     pub active: bool,
     pub created_at: TimeDateTimeWithTimeZone,
+    /// Left alone by the outbox until then: the robot asked to slow down.
+    pub paused_until: Option<TimeDateTimeWithTimeZone>,
 }
 
 // Hand-written so a stray `{:?}` can never print the URL's token or the signing secret.
