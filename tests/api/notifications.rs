@@ -760,6 +760,35 @@ async fn a_robot_over_its_rate_limit_gets_the_backlog_later_and_no_message_is_lo
 }
 
 #[tokio::test]
+async fn a_message_a_robot_still_refuses_a_day_after_it_was_queued_is_given_up() {
+    let app = spawn_app_with(|s| s.jobs = false).await;
+    let (url, robot) = spawn_busy_robot();
+    add_webhook(&app, json!({"flavor": "wecom", "url": url})).await;
+    let mut n = notice(&app, &["rep_a"], Some("old-alarm"));
+    n.team_id = Some(app.teams[0].clone());
+    notify(&app.db, n).await.unwrap();
+    let (now, clock) = manual_clock();
+    let worker = OutboxWorker::new(
+        app.db.clone(),
+        OutboxConfig::from_settings(&Settings::default()),
+    )
+    .unwrap()
+    .with_clock(clock);
+    // Within the day a refusal only defers it.
+    *now.lock().unwrap() += time::Duration::hours(23);
+    let pass = worker.run_once().await.unwrap();
+    assert_eq!((pass.deferred, pass.gave_up), (1, 0));
+    // Past the day, the next refusal gives it up, with the robot's answer kept.
+    *now.lock().unwrap() += time::Duration::hours(2);
+    let pass = worker.run_once().await.unwrap();
+    assert_eq!((pass.deferred, pass.gave_up), (0, 1));
+    let rows = outbox_rows(&app).await;
+    assert!(rows[0].gave_up_at.is_some() && rows[0].delivered_at.is_none());
+    assert!(rows[0].last_error.as_deref().unwrap().contains("45009"));
+    assert_eq!(robot.lock().unwrap().seen, 2);
+}
+
+#[tokio::test]
 async fn messages_for_a_deleted_webhook_are_given_up_not_sent() {
     let app = spawn_app_with(|s| s.jobs = false).await;
     let robot = spawn_receiver(0);
