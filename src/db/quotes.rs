@@ -75,6 +75,18 @@ pub async fn latest_of_deal<C: ConnectionTrait>(
 /// caller's transaction ends, so concurrent issuers in any number of processes queue here, and
 /// a rolled-back issue undoes its increment: no number is burnt or given twice. On SQLite the
 /// single writer serialises the same way.
+/// The last number the org's counter gave in `year` (0 before the first), without taking one.
+pub async fn last_number<C: ConnectionTrait>(
+    db: &C,
+    org_id: &str,
+    year: i32,
+) -> Result<i64, DbErr> {
+    Ok(quote_counter::Entity::find_by_id((org_id.to_owned(), year))
+        .one(db)
+        .await?
+        .map_or(0, |c| c.last_seq))
+}
+
 pub async fn next_number<C: ConnectionTrait>(
     db: &C,
     org_id: &str,

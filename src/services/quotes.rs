@@ -28,9 +28,10 @@ use fieldproof_domain::quote::{
     QuoteContent, QuoteLine, QuoteLineInput, QuoteTotals, compute_totals, quote_number,
 };
 use rand::RngCore;
-use sea_orm::{DatabaseTransaction, Set, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, Set, TransactionTrait};
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 use time::{Date, OffsetDateTime, UtcOffset};
 
 pub const CURRENCY: &str = "CNY";
@@ -424,11 +425,144 @@ pub struct Issued {
     pub deal: deal::Model,
 }
 
+/// What an issued quote's PDF shows besides its content: who, under which number, on which day.
+#[derive(Clone, PartialEq, Eq)]
+struct PdfFacts {
+    seller: String,
+    buyer: String,
+    deal_title: String,
+    number: String,
+    issued_on: Date,
+    revision: i32,
+    content_hash: String,
+}
+
+/// A PDF rendered for `facts` and in the blob store.
+struct StoredPdf {
+    facts: PdfFacts,
+    key: BlobKey,
+    sha256: String,
+    missing_chars: String,
+}
+
+/// Render the PDF of `draft` as `facts` say and store it. Content-addressed: a retry, or a
+/// second render of the same facts, rewrites nothing; an issue that then fails leaves at most
+/// an unreferenced PDF under `quotes/`, never a row without bytes.
+async fn render_and_store(
+    state: &AppState,
+    font: &Arc<quote_pdf::QuoteFont>,
+    draft: &quote::Model,
+    facts: PdfFacts,
+) -> ApiResult<StoredPdf> {
+    let content = content_of(draft)?;
+    let rendered = {
+        let (font, facts) = (font.clone(), facts.clone());
+        let issued_on = format_date(facts.issued_on);
+        let valid_until = format_date(content.valid_until);
+        tokio::task::spawn_blocking(move || {
+            quote_pdf::render(
+                &quote_pdf::QuoteDocument {
+                    seller: &facts.seller,
+                    buyer: &facts.buyer,
+                    deal_title: &facts.deal_title,
+                    number: &facts.number,
+                    revision: facts.revision,
+                    issued_on: &issued_on,
+                    valid_until: &valid_until,
+                    currency: CURRENCY,
+                    tax_rate_bp: content.tax_rate_bp,
+                    lines: &content.lines,
+                    totals: &content.totals,
+                    content_hash: &facts.content_hash,
+                },
+                &font,
+            )
+        })
+        .await
+        .map_err(ApiError::internal)??
+    };
+    if !rendered.missing_chars.is_empty() {
+        tracing::warn!(quote_id = %draft.id, missing = %rendered.missing_chars, "quote PDF font lacks characters; install fonts-wqy-microhei or set FIELDPROOF_QUOTE_FONT_PATH");
+    }
+    let sha256 = hex::encode(Sha256::digest(&rendered.bytes));
+    let key = BlobKey::parse(format!("quotes/{}/{sha256}.pdf", &sha256[..2]))?;
+    state
+        .blobs
+        .put_bytes(&key, rendered.bytes, "application/pdf")
+        .await?;
+    Ok(StoredPdf {
+        facts,
+        key,
+        sha256,
+        missing_chars: rendered.missing_chars,
+    })
+}
+
+/// The facts of `draft`'s PDF if it were issued now, with the number the org's counter would
+/// give next (read, not taken).
+async fn likely_pdf_facts<C: ConnectionTrait>(
+    db: &C,
+    row: &deal::Model,
+    draft: &quote::Model,
+    number: Option<String>,
+    now: OffsetDateTime,
+) -> ApiResult<PdfFacts> {
+    let year = now.to_offset(CHINA).year();
+    let number = match number {
+        Some(n) => n,
+        None => quote_number(year, repo::last_number(db, &row.org_id, year).await? + 1),
+    };
+    Ok(PdfFacts {
+        seller: db::orgs::find(db, &row.org_id)
+            .await?
+            .map(|o| o.name)
+            .unwrap_or_default(),
+        buyer: db::customers::find(db, &row.customer_id)
+            .await?
+            .map(|c| c.name)
+            .unwrap_or_default(),
+        deal_title: row.title.clone(),
+        number,
+        issued_on: china_date(now),
+        revision: draft.revision,
+        content_hash: draft.content_hash.clone(),
+    })
+}
+
 /// `POST /quotes/{id}/issue`: freeze the draft, number it, render and store its PDF, open a
 /// customer link, record the number on the current node and let the engine advance.
+///
+/// The PDF is rendered and stored before the transaction, for the number the org's counter will
+/// most likely give: a slow blob store (S3 over a bad link) or the render never holds the deal's
+/// lock or, on SQLite, the one writer connection every other write waits for. Inside, only if
+/// the facts turned out different (another quote of the org numbered meanwhile, midnight in
+/// China, an edit) is it rendered again there, so the PDF always shows what was committed.
 pub async fn issue(state: &AppState, caller: &Caller, quote_id: &str) -> ApiResult<Issued> {
-    let (visible, _) = visible_quote(state, caller, quote_id).await?;
+    let (visible, visible_deal) = visible_quote(state, caller, quote_id).await?;
     let font = quote_pdf::font(state.settings.quote_font_path.as_deref())?;
+    // Only for an issue the transaction will most likely accept: a refused one stores nothing.
+    let at_quote_step = || async {
+        let template = engine::template_of(&state.db, &visible_deal).await?;
+        Ok::<_, ApiError>(
+            visible_deal
+                .current_node_key
+                .as_deref()
+                .and_then(|key| template.definition.node(key))
+                .is_some_and(|n| wants(n, is_quote_number)),
+        )
+    };
+    let prepared = if visible.status == repo::DRAFT
+        && visible_deal.status == engine::STATUS_OPEN
+        && engine::may_work_on(caller, &visible_deal)
+        && visible_deal.quote_hash == visible.content_hash
+        && db::now() < visible.expires_at
+        && at_quote_step().await?
+    {
+        let facts = likely_pdf_facts(&state.db, &visible_deal, &visible, None, db::now()).await?;
+        Some(render_and_store(state, &font, &visible, facts).await?)
+    } else {
+        None
+    };
     let (txn, row, template) = lock_for_change(state, caller, &visible.deal_id).await?;
     let draft = repo::find(&txn, quote_id)
         .await?
@@ -461,7 +595,6 @@ pub async fn issue(state: &AppState, caller: &Caller, quote_id: &str) -> ApiResu
         })?
         .clone();
     let now = db::now();
-    let content = content_of(&draft)?;
     if now >= draft.expires_at {
         return Err(ApiError::invalid_field(
             "valid_until",
@@ -472,59 +605,19 @@ pub async fn issue(state: &AppState, caller: &Caller, quote_id: &str) -> ApiResu
     let year = now.to_offset(CHINA).year();
     let seq = repo::next_number(&txn, &row.org_id, year).await?;
     let number = quote_number(year, seq);
-    let seller = db::orgs::find(&txn, &row.org_id)
-        .await?
-        .map(|o| o.name)
-        .unwrap_or_default();
-    let buyer = db::customers::find(&txn, &row.customer_id)
-        .await?
-        .map(|c| c.name)
-        .unwrap_or_default();
-    let rendered = {
-        let (number, draft, row) = (number.clone(), draft.clone(), row.clone());
-        let issued_on = format_date(china_date(now));
-        let valid_until = format_date(content.valid_until);
-        tokio::task::spawn_blocking(move || {
-            quote_pdf::render(
-                &quote_pdf::QuoteDocument {
-                    seller: &seller,
-                    buyer: &buyer,
-                    deal_title: &row.title,
-                    number: &number,
-                    revision: draft.revision,
-                    issued_on: &issued_on,
-                    valid_until: &valid_until,
-                    currency: CURRENCY,
-                    tax_rate_bp: content.tax_rate_bp,
-                    lines: &content.lines,
-                    totals: &content.totals,
-                    content_hash: &draft.content_hash,
-                },
-                &font,
-            )
-        })
-        .await
-        .map_err(ApiError::internal)??
+    let facts = likely_pdf_facts(&txn, &row, &draft, Some(number.clone()), now).await?;
+    let pdf = match prepared {
+        Some(pdf) if pdf.facts == facts => pdf,
+        _ => render_and_store(state, &font, &draft, facts).await?,
     };
-    if !rendered.missing_chars.is_empty() {
-        tracing::warn!(quote_id = %draft.id, missing = %rendered.missing_chars, "quote PDF font lacks characters; install fonts-wqy-microhei or set FIELDPROOF_QUOTE_FONT_PATH");
-    }
-    // Blob before the row commits (content-addressed, so a retry rewrites nothing); a rollback
-    // after this leaves at most an unreferenced PDF under `quotes/`, never a row without bytes.
-    let pdf_sha = hex::encode(Sha256::digest(&rendered.bytes));
-    let key = BlobKey::parse(format!("quotes/{}/{pdf_sha}.pdf", &pdf_sha[..2]))?;
-    state
-        .blobs
-        .put_bytes(&key, rendered.bytes, "application/pdf")
-        .await?;
     let mut active: quote::ActiveModel = draft.into();
     active.status = Set(repo::ISSUED.to_owned());
     active.number = Set(Some(number.clone()));
     active.number_year = Set(Some(year));
     active.number_seq = Set(Some(seq));
-    active.pdf_key = Set(Some(key.to_string()));
-    active.pdf_sha256 = Set(Some(pdf_sha.clone()));
-    active.pdf_missing_chars = Set(Some(rendered.missing_chars.clone()).filter(|m| !m.is_empty()));
+    active.pdf_key = Set(Some(pdf.key.to_string()));
+    active.pdf_sha256 = Set(Some(pdf.sha256.clone()));
+    active.pdf_missing_chars = Set(Some(pdf.missing_chars.clone()).filter(|m| !m.is_empty()));
     active.issued_by = Set(Some(caller.user_id.clone()));
     active.issued_at = Set(Some(now));
     active.updated_at = Set(now);
@@ -557,7 +650,7 @@ pub async fn issue(state: &AppState, caller: &Caller, quote_id: &str) -> ApiResu
         },
     )
     .await?;
-    audit::append(&txn, &row.org_id, &row.id, "quote_issued", Some(&caller.user_id), json!({"node": node.key, "run": run.run_no, "fact": fact, "pdf_sha256": pdf_sha, "total_fen": issued.total_fen})).await?;
+    audit::append(&txn, &row.org_id, &row.id, "quote_issued", Some(&caller.user_id), json!({"node": node.key, "run": run.run_no, "fact": fact, "pdf_sha256": pdf.sha256, "total_fen": issued.total_fen})).await?;
     queue_erp(state, &txn, &issued, "quote.issued").await?;
     let deal = engine::advance(state, &txn, row, &template).await?;
     txn.commit().await?;

@@ -849,7 +849,7 @@ async fn a_re_upload_racing_the_orphan_sweep_keeps_its_bytes() {
     use fieldproof::storage::BlobKey;
     use sha2::Digest;
     let (inner, _store) = crate::helpers::test_blob_store().await;
-    let (store, go) = crate::helpers::HeldDeletes::wrap(inner);
+    let (store, go) = crate::helpers::Held::wrap(inner);
     let app = spawn_app_with_blobs(Some(store.clone())).await;
     let s = deal_at_site_survey(&app, "Race Co").await;
     let bytes = photo(83, SITE.0, SITE.1, 5);

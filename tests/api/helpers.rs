@@ -403,28 +403,56 @@ pub async fn error_body(response: Response, status: u16, code: &str) -> Value {
     body
 }
 
-/// A blob store whose deletes say when they start (`started`) and then wait until the test
-/// lets them go (`true` on the sender [`HeldDeletes::wrap`] returns): for races with a sweep.
-pub struct HeldDeletes {
+/// A blob store whose deletes (or, from [`Held::first_put_under`], its first `put_bytes` under a
+/// prefix) say when they start (`started`) and then wait until the test lets them go (`true` on
+/// the sender the constructor returns): for races with a sweep, or with a transaction.
+pub struct Held {
     inner: Arc<dyn BlobStore>,
     pub started: tokio::sync::Notify,
     go: tokio::sync::watch::Receiver<bool>,
+    /// `None`: deletes are held. `Some(prefix)`: the first `put_bytes` under it is.
+    put_prefix: Option<&'static str>,
+    put_held: std::sync::atomic::AtomicBool,
 }
 
-impl HeldDeletes {
-    pub fn wrap(inner: Arc<dyn BlobStore>) -> (Arc<HeldDeletes>, tokio::sync::watch::Sender<bool>) {
+impl Held {
+    fn new(
+        inner: Arc<dyn BlobStore>,
+        put_prefix: Option<&'static str>,
+    ) -> (Arc<Held>, tokio::sync::watch::Sender<bool>) {
         let (go, held) = tokio::sync::watch::channel(false);
-        let store = HeldDeletes {
+        let store = Held {
             inner,
             started: tokio::sync::Notify::new(),
             go: held,
+            put_prefix,
+            put_held: std::sync::atomic::AtomicBool::new(false),
         };
         (Arc::new(store), go)
+    }
+
+    /// Deletes are held.
+    pub fn wrap(inner: Arc<dyn BlobStore>) -> (Arc<Held>, tokio::sync::watch::Sender<bool>) {
+        Held::new(inner, None)
+    }
+
+    /// The first `put_bytes` of a key under `prefix` is held; every other call goes through.
+    pub fn first_put_under(
+        inner: Arc<dyn BlobStore>,
+        prefix: &'static str,
+    ) -> (Arc<Held>, tokio::sync::watch::Sender<bool>) {
+        Held::new(inner, Some(prefix))
+    }
+
+    async fn hold(&self) {
+        self.started.notify_one();
+        let mut go = self.go.clone();
+        let _ = go.wait_for(|go| *go).await;
     }
 }
 
 #[async_trait::async_trait]
-impl fieldproof::storage::BlobStore for HeldDeletes {
+impl fieldproof::storage::BlobStore for Held {
     async fn put_file(
         &self,
         key: &fieldproof::storage::BlobKey,
@@ -439,6 +467,14 @@ impl fieldproof::storage::BlobStore for HeldDeletes {
         bytes: Vec<u8>,
         content_type: &str,
     ) -> Result<fieldproof::storage::PutOutcome, fieldproof::storage::StoreError> {
+        if let Some(prefix) = self.put_prefix
+            && key.as_str().starts_with(prefix)
+            && !self
+                .put_held
+                .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            self.hold().await;
+        }
         self.inner.put_bytes(key, bytes, content_type).await
     }
     async fn get(
@@ -463,9 +499,9 @@ impl fieldproof::storage::BlobStore for HeldDeletes {
         &self,
         key: &fieldproof::storage::BlobKey,
     ) -> Result<(), fieldproof::storage::StoreError> {
-        self.started.notify_one();
-        let mut go = self.go.clone();
-        let _ = go.wait_for(|go| *go).await;
+        if self.put_prefix.is_none() {
+            self.hold().await;
+        }
         self.inner.delete(key).await
     }
     async fn list(

@@ -150,6 +150,67 @@ fn pdf_text(bytes: &[u8]) -> String {
 
 // ---------------------------------------------------------------------------------------------
 
+/// A deal at `quote_issued` with its approved draft: (deal id, draft quote id).
+async fn approved_draft(app: &TestApp, customer: &str) -> (String, String) {
+    let deal = new_deal(app, customer).await;
+    crate::deals::override_until(app, &deal, "price_approved").await;
+    let quote = create_quote(app, &deal).await;
+    approve_price(app, &deal).await;
+    (deal, quote["id"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn a_slow_pdf_store_holds_up_no_other_issue_and_the_pdf_shows_the_number_committed() {
+    let (inner, _store) = crate::helpers::test_blob_store().await;
+    let (store, go) = crate::helpers::Held::first_put_under(inner, "quotes/");
+    let app = crate::helpers::spawn_app_with_blobs(Some(store.clone())).await;
+    let (_, first) = approved_draft(&app, "杭州恒力机械有限公司").await;
+    let (_, second) = approved_draft(&app, "宁波海天泵业有限公司").await;
+    let rep = app.token("rep_a").await;
+    // The first issue stores its PDF, and the store hangs there (S3 over a bad link).
+    let held = tokio::spawn(
+        app.client
+            .post(format!("{}/api/v1/quotes/{first}/issue", app.address))
+            .bearer_auth(&rep)
+            .send(),
+    );
+    tokio::time::timeout(Duration::from_secs(10), store.started.notified())
+        .await
+        .expect("the first PDF put started");
+    // Meanwhile another quote of the org is issued: nothing waits for the hung store (on
+    // SQLite the writer connection, on both the org's number counter).
+    let other = tokio::time::timeout(Duration::from_secs(10), issue(&app, &app.address, &second))
+        .await
+        .expect("an issue while another one's PDF is being stored");
+    assert_eq!(other.status(), 200);
+    let other: Value = other.json().await.unwrap();
+    let year = time::OffsetDateTime::now_utc()
+        .to_offset(time::UtcOffset::from_hms(8, 0, 0).unwrap())
+        .year();
+    assert_eq!(other["quote"]["number"], format!("Q{year}-000001"));
+
+    // The first one had rendered its PDF for that same number; it gets the next one, and its
+    // PDF shows the number it got.
+    go.send(true).unwrap();
+    let first_issued = held.await.unwrap().unwrap();
+    assert_eq!(first_issued.status(), 200);
+    let first_issued: Value = first_issued.json().await.unwrap();
+    let number = format!("Q{year}-000002");
+    assert_eq!(first_issued["quote"]["number"], number.as_str());
+    for (id, shown, not_shown) in [
+        (&first, number.clone(), format!("Q{year}-000001")),
+        (&second, format!("Q{year}-000001"), number.clone()),
+    ] {
+        let pdf = app.get(&format!("/api/v1/quotes/{id}/pdf"), &rep).await;
+        assert_eq!(pdf.status(), 200);
+        let text = pdf_text(&pdf.bytes().await.unwrap());
+        assert!(
+            text.contains(&shown) && !text.contains(&not_shown),
+            "{id}: {text}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_draft_binds_the_price_approval_and_an_edit_after_approval_voids_it() {
     let app = spawn_app().await;
@@ -230,9 +291,10 @@ async fn issuing_numbers_the_quote_passes_quote_issued_and_stores_a_chinese_pdf(
     let quote = create_quote(&app, &deal).await;
     let id = quote["id"].as_str().unwrap();
 
-    // Not before the price is approved.
+    // Not before the price is approved, and a refused issue stores no PDF.
     let early = issue(&app, &app.address, id).await;
     error_body(early, 409, "node_not_current").await;
+    assert!(app.state.blobs.list("quotes/").await.unwrap().is_empty());
 
     approve_price(&app, &deal).await;
     let r = issue(&app, &app.address, id).await;

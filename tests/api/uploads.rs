@@ -616,7 +616,7 @@ async fn a_piece_still_streaming_when_its_session_is_swept_is_not_left_behind() 
 #[tokio::test]
 async fn a_piece_stored_after_the_sweep_listed_its_session_is_deleted_by_its_request() {
     let (inner, _store) = crate::helpers::test_blob_store().await;
-    let (store, go) = crate::helpers::HeldDeletes::wrap(inner);
+    let (store, go) = crate::helpers::Held::wrap(inner);
     let app = crate::helpers::spawn_app_with_blobs(Some(store.clone())).await;
     let token = app.token("rep_a").await;
     let file = file_bytes(2000);
