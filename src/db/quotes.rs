@@ -68,13 +68,6 @@ pub async fn latest_of_deal<C: ConnectionTrait>(
         .await
 }
 
-/// Take the next system number of `(org, year)`: 1, 2, 3… with no gaps.
-///
-/// The counter row is created if missing (`ON CONFLICT DO NOTHING`, so two first issuers do not
-/// collide), then incremented in place. On PostgreSQL the `UPDATE` holds the row lock until the
-/// caller's transaction ends, so concurrent issuers in any number of processes queue here, and
-/// a rolled-back issue undoes its increment: no number is burnt or given twice. On SQLite the
-/// single writer serialises the same way.
 /// The last number the org's counter gave in `year` (0 before the first), without taking one.
 pub async fn last_number<C: ConnectionTrait>(
     db: &C,
@@ -87,6 +80,13 @@ pub async fn last_number<C: ConnectionTrait>(
         .map_or(0, |c| c.last_seq))
 }
 
+/// Take the next system number of `(org, year)`: 1, 2, 3… with no gaps.
+///
+/// The counter row is created if missing (`ON CONFLICT DO NOTHING`, so two first issuers do not
+/// collide), then incremented in place. On PostgreSQL the `UPDATE` holds the row lock until the
+/// caller's transaction ends, so concurrent issuers in any number of processes queue here, and
+/// a rolled-back issue undoes its increment: no number is burnt or given twice. On SQLite the
+/// single writer serialises the same way.
 pub async fn next_number<C: ConnectionTrait>(
     db: &C,
     org_id: &str,

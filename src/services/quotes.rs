@@ -542,7 +542,7 @@ pub async fn issue(state: &AppState, caller: &Caller, quote_id: &str) -> ApiResu
     let font = quote_pdf::font(state.settings.quote_font_path.as_deref())?;
     // Only for an issue the transaction will most likely accept: a refused one stores nothing.
     let at_quote_step = || async {
-        let template = engine::template_of(&state.db, &visible_deal).await?;
+        let template = engine::template_of(&state.reads, &visible_deal).await?;
         Ok::<_, ApiError>(
             visible_deal
                 .current_node_key
@@ -558,7 +558,9 @@ pub async fn issue(state: &AppState, caller: &Caller, quote_id: &str) -> ApiResu
         && db::now() < visible.expires_at
         && at_quote_step().await?
     {
-        let facts = likely_pdf_facts(&state.db, &visible_deal, &visible, None, db::now()).await?;
+        // On the read pool: on SQLite these reads never queue behind the writer's transactions.
+        let facts =
+            likely_pdf_facts(&state.reads, &visible_deal, &visible, None, db::now()).await?;
         Some(render_and_store(state, &font, &visible, facts).await?)
     } else {
         None

@@ -413,6 +413,8 @@ pub struct Held {
     /// `None`: deletes are held. `Some(prefix)`: the first `put_bytes` under it is.
     put_prefix: Option<&'static str>,
     put_held: std::sync::atomic::AtomicBool,
+    /// `put_bytes` calls under the prefix so far.
+    pub puts: std::sync::atomic::AtomicUsize,
 }
 
 impl Held {
@@ -427,6 +429,7 @@ impl Held {
             go: held,
             put_prefix,
             put_held: std::sync::atomic::AtomicBool::new(false),
+            puts: std::sync::atomic::AtomicUsize::new(0),
         };
         (Arc::new(store), go)
     }
@@ -469,11 +472,14 @@ impl fieldproof::storage::BlobStore for Held {
     ) -> Result<fieldproof::storage::PutOutcome, fieldproof::storage::StoreError> {
         if let Some(prefix) = self.put_prefix
             && key.as_str().starts_with(prefix)
-            && !self
+        {
+            self.puts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if !self
                 .put_held
                 .swap(true, std::sync::atomic::Ordering::SeqCst)
-        {
-            self.hold().await;
+            {
+                self.hold().await;
+            }
         }
         self.inner.put_bytes(key, bytes, content_type).await
     }

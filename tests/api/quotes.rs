@@ -197,6 +197,9 @@ async fn a_slow_pdf_store_holds_up_no_other_issue_and_the_pdf_shows_the_number_c
     let first_issued: Value = first_issued.json().await.unwrap();
     let number = format!("Q{year}-000002");
     assert_eq!(first_issued["quote"]["number"], number.as_str());
+    // Three renders stored in all: the first quote's twice (before, and again for the number it
+    // got), the second's once — the PDF prepared outside its transaction was the one used.
+    assert_eq!(store.puts.load(std::sync::atomic::Ordering::SeqCst), 3);
     for (id, shown, not_shown) in [
         (&first, number.clone(), format!("Q{year}-000001")),
         (&second, format!("Q{year}-000001"), number.clone()),
