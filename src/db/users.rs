@@ -98,20 +98,11 @@ pub async fn of_org_among<C: ConnectionTrait, S: AsRef<str>>(
     ids: &[S],
     active_only: bool,
 ) -> Result<Vec<String>, DbErr> {
-    let ids: Vec<&str> = ids.iter().map(AsRef::as_ref).collect();
-    let mut found = Vec::new();
-    for list in super::in_lists(&ids) {
-        let mut query = user::Entity::find()
-            .select_only()
-            .column(user::Column::Id)
-            .filter(user::Column::OrgId.eq(org_id))
-            .filter(user::Column::Id.is_in(list));
-        if active_only {
-            query = query.filter(user::Column::Active.eq(true));
-        }
-        found.extend(query.into_tuple::<String>().all(db).await?);
-    }
-    Ok(found)
+    Ok(of_org_with_state(db, org_id, ids)
+        .await?
+        .into_iter()
+        .filter_map(|(id, active)| (active || !active_only).then_some(id))
+        .collect())
 }
 
 /// Which of `ids` are users of `org_id`, each with whether the account is active.

@@ -80,8 +80,7 @@ pub struct PassStats {
     pub delivered: usize,
     pub retried: usize,
     pub gave_up: usize,
-    /// Put back without counting an attempt: the robot asked us to slow down, or had already
-    /// asked so earlier in this pass.
+    /// Put back without counting an attempt: the robot asked us to slow down.
     pub deferred: usize,
 }
 
@@ -91,10 +90,6 @@ enum Outcome {
     GaveUp,
     Deferred,
 }
-
-/// The robots (webhook ids) that answered "too many messages" during one pass, with the end of
-/// their pause: their other messages already listed in that pass wait with them, unsent.
-type Throttled = std::sync::Mutex<std::collections::HashMap<String, OffsetDateTime>>;
 
 pub struct OutboxWorker {
     db: DatabaseConnection,
@@ -144,9 +139,10 @@ impl OutboxWorker {
     pub async fn run_once(&self) -> Result<PassStats, DbErr> {
         let now = (self.clock)();
         let ids = outbox::due_ids(&self.db, now, BATCH).await?;
-        let throttled = Throttled::default();
+        // A robot paused meanwhile (below) makes its other listed rows unclaimable: `claim`
+        // checks the pause as `due_ids` does.
         let outcomes: Vec<Result<Option<Outcome>, DbErr>> = futures_util::stream::iter(ids)
-            .map(|id| self.claim_and_attempt(id, &throttled))
+            .map(|id| self.claim_and_attempt(id))
             .buffer_unordered(CONCURRENCY)
             .collect()
             .await;
@@ -168,11 +164,7 @@ impl OutboxWorker {
         Ok(stats)
     }
 
-    async fn claim_and_attempt(
-        &self,
-        id: String,
-        throttled: &Throttled,
-    ) -> Result<Option<Outcome>, DbErr> {
+    async fn claim_and_attempt(&self, id: String) -> Result<Option<Outcome>, DbErr> {
         // Read the clock at claim time, not at the start of the pass: later ids of a batch wait
         // for earlier sends, and a lease measured from a stale instant could be over already.
         let now = (self.clock)();
@@ -181,27 +173,7 @@ impl OutboxWorker {
         else {
             return Ok(None); // another worker got it first
         };
-        let paused_until = throttled
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&claimed.target_id)
-            .copied();
-        if let Some(until) = paused_until {
-            outbox::schedule_retry(
-                &self.db,
-                &claimed.id,
-                &self.owner,
-                until,
-                "not sent: the robot asked to slow down",
-                true,
-            )
-            .await?;
-            metrics::counter!("fieldproof_outbox_attempts_total", "outcome" => "deferred")
-                .increment(1);
-            return Ok(Some(Outcome::Deferred));
-        }
-        let result = self.send(&claimed).await;
-        let outcome = match result {
+        let outcome = match self.send(&claimed).await {
             Ok(()) => {
                 outbox::mark_delivered(&self.db, &claimed.id, (self.clock)()).await?;
                 Outcome::Delivered
@@ -213,10 +185,6 @@ impl OutboxWorker {
             Err(Failure::Throttled(reason)) => {
                 let now = (self.clock)();
                 let until = now + THROTTLE_PAUSE.mul_f64(1.0 + rand::rng().random::<f64>() / 2.0);
-                throttled
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .insert(claimed.target_id.clone(), until);
                 team_webhooks::pause(&self.db, &claimed.target_id, until).await?;
                 if now - claimed.created_at > THROTTLE_GIVE_UP_AFTER {
                     self.give_up(&claimed, &reason).await?;

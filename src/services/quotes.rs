@@ -410,6 +410,18 @@ fn wants(node: &NodeTemplate, pred: fn(&Requirement) -> bool) -> bool {
     node.requirements.iter().any(pred)
 }
 
+/// The deal's current step, if it is the one that asks for a quote number (where a quote is
+/// issued).
+fn quote_step<'a>(
+    template: &'a db::templates::StoredTemplate,
+    deal: &deal::Model,
+) -> Option<&'a NodeTemplate> {
+    deal.current_node_key
+        .as_deref()
+        .and_then(|key| template.definition.node(key))
+        .filter(|n| wants(n, is_quote_number))
+}
+
 fn is_quote_number(r: &Requirement) -> bool {
     matches!(r, Requirement::QuoteNumber)
 }
@@ -498,20 +510,14 @@ async fn render_and_store(
     })
 }
 
-/// The facts of `draft`'s PDF if it were issued now, with the number the org's counter would
-/// give next (read, not taken).
-async fn likely_pdf_facts<C: ConnectionTrait>(
+/// The facts of `draft`'s PDF issued at `now` under `number`.
+async fn pdf_facts<C: ConnectionTrait>(
     db: &C,
     row: &deal::Model,
     draft: &quote::Model,
-    number: Option<String>,
+    number: String,
     now: OffsetDateTime,
 ) -> ApiResult<PdfFacts> {
-    let year = now.to_offset(CHINA).year();
-    let number = match number {
-        Some(n) => n,
-        None => quote_number(year, repo::last_number(db, &row.org_id, year).await? + 1),
-    };
     Ok(PdfFacts {
         seller: db::orgs::find(db, &row.org_id)
             .await?
@@ -543,13 +549,7 @@ pub async fn issue(state: &AppState, caller: &Caller, quote_id: &str) -> ApiResu
     // Only for an issue the transaction will most likely accept: a refused one stores nothing.
     let at_quote_step = || async {
         let template = engine::template_of(&state.reads, &visible_deal).await?;
-        Ok::<_, ApiError>(
-            visible_deal
-                .current_node_key
-                .as_deref()
-                .and_then(|key| template.definition.node(key))
-                .is_some_and(|n| wants(n, is_quote_number)),
-        )
+        Ok::<_, ApiError>(quote_step(&template, &visible_deal).is_some())
     };
     let prepared = if visible.status == repo::DRAFT
         && visible_deal.status == engine::STATUS_OPEN
@@ -559,8 +559,18 @@ pub async fn issue(state: &AppState, caller: &Caller, quote_id: &str) -> ApiResu
         && at_quote_step().await?
     {
         // On the read pool: on SQLite these reads never queue behind the writer's transactions.
-        let facts =
-            likely_pdf_facts(&state.reads, &visible_deal, &visible, None, db::now()).await?;
+        // The number is the one the org's counter would give next (read, not taken).
+        let now = db::now();
+        let year = now.to_offset(CHINA).year();
+        let next = repo::last_number(&state.reads, &visible_deal.org_id, year).await? + 1;
+        let facts = pdf_facts(
+            &state.reads,
+            &visible_deal,
+            &visible,
+            quote_number(year, next),
+            now,
+        )
+        .await?;
         Some(render_and_store(state, &font, &visible, facts).await?)
     } else {
         None
@@ -582,11 +592,7 @@ pub async fn issue(state: &AppState, caller: &Caller, quote_id: &str) -> ApiResu
             draft.content_hash
         )));
     }
-    let current_key = row.current_node_key.clone().unwrap_or_default();
-    let node = template
-        .definition
-        .node(&current_key)
-        .filter(|n| wants(n, is_quote_number))
+    let node = quote_step(&template, &row)
         .ok_or_else(|| {
             ApiError::new(ErrorCode::NodeNotCurrent)
                 .with_message(
@@ -607,7 +613,7 @@ pub async fn issue(state: &AppState, caller: &Caller, quote_id: &str) -> ApiResu
     let year = now.to_offset(CHINA).year();
     let seq = repo::next_number(&txn, &row.org_id, year).await?;
     let number = quote_number(year, seq);
-    let facts = likely_pdf_facts(&txn, &row, &draft, Some(number.clone()), now).await?;
+    let facts = pdf_facts(&txn, &row, &draft, number.clone(), now).await?;
     let pdf = match prepared {
         Some(pdf) if pdf.facts == facts => pdf,
         _ => render_and_store(state, &font, &draft, facts).await?,

@@ -364,6 +364,18 @@ impl TestApp {
     }
 
     /// Create a customer as `username` and return its id.
+    /// Deactivate `username`'s account behind the API's back (someone who left).
+    pub async fn deactivate(&self, username: &str) {
+        use fieldproof::db::entities::user;
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+        user::Entity::update_many()
+            .col_expr(user::Column::Active, Expr::value(false))
+            .filter(user::Column::Id.eq(self.users[username].as_str()))
+            .exec(&self.db)
+            .await
+            .unwrap();
+    }
+
     pub async fn customer_of(&self, username: &str, name: &str) -> String {
         let token = self.token(username).await;
         let response = self

@@ -1883,12 +1883,7 @@ async fn the_next_intake_sees_every_roster_change_even_one_made_straight_in_the_
     expected.sort();
     assert_eq!(owners, expected, "{third} {fourth}");
     // Deactivated straight in the database: no longer a candidate.
-    user::Entity::update_many()
-        .col_expr(user::Column::Active, Expr::value(false))
-        .filter(user::Column::Id.eq(app.users["rep_b"].as_str()))
-        .exec(&app.db)
-        .await
-        .unwrap();
+    app.deactivate("rep_b").await;
     for n in 5..8 {
         let lead = create_lead(
             &app,
@@ -2648,8 +2643,7 @@ async fn a_lead_arriving_a_moment_after_another_joins_its_batch() {
 /// account's org.
 #[tokio::test]
 async fn an_intake_batch_checks_every_requests_account_and_stores_only_the_valid() {
-    use fieldproof::db::entities::{lead, user};
-    use sea_orm::sea_query::Expr;
+    use fieldproof::db::entities::lead;
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
     let app = spawn_app_with(|s| s.jobs = false).await;
     profile(&app, "rep_a", 50, &["浙江"], true).await;
@@ -2663,12 +2657,7 @@ async fn an_intake_batch_checks_every_requests_account_and_stores_only_the_valid
         .unwrap();
     assert_eq!(response.status(), 204);
     let deactivated = app.token("rep_a").await;
-    user::Entity::update_many()
-        .col_expr(user::Column::Active, Expr::value(false))
-        .filter(user::Column::Id.eq(app.users["rep_a"].as_str()))
-        .exec(&app.db)
-        .await
-        .unwrap();
+    app.deactivate("rep_a").await;
 
     let sends = (0..12).map(|i| {
         let token = match i % 3 {

@@ -159,15 +159,9 @@ async fn wait_until_settled(app: &TestApp, expected_rows: usize) -> Vec<outbox_r
 
 #[tokio::test]
 async fn a_deactivated_account_gets_no_inbox_rows() {
-    use fieldproof::db::entities::user;
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+    use sea_orm::EntityTrait;
     let app = spawn_app_with(|s| s.jobs = false).await;
-    user::Entity::update_many()
-        .col_expr(user::Column::Active, Expr::value(false))
-        .filter(user::Column::Id.eq(app.users["rep_b"].as_str()))
-        .exec(&app.db)
-        .await
-        .unwrap();
+    app.deactivate("rep_b").await;
     let one = notify(&app.db, notice(&app, &["rep_a", "rep_b"], Some("left")))
         .await
         .unwrap();
