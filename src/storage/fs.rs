@@ -8,9 +8,11 @@
 
 use super::{BlobEntry, BlobKey, BlobStore, BlobStream, PutOutcome, StoreError, validate_prefix};
 use async_trait::async_trait;
+use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, ErrorKind};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 use time::OffsetDateTime;
 
@@ -27,6 +29,10 @@ const READ_CHUNK: usize = 64 * 1024;
 
 pub struct FsStore {
     root: PathBuf,
+    /// Folders this process has fsynced together with every folder above them up to the root:
+    /// their entries are on disk, so a later blob in one of them needs only its own folder
+    /// synced (one fsync instead of one per level: three for an original, two for a thumbnail).
+    durable: Arc<Mutex<HashSet<PathBuf>>>,
 }
 
 impl FsStore {
@@ -38,7 +44,10 @@ impl FsStore {
         fs::create_dir_all(&staging)
             .with_context(|| format!("creating blob folder {}", staging.display()))?;
         remove_stale_staging(&staging);
-        Ok(FsStore { root })
+        Ok(FsStore {
+            root,
+            durable: Arc::default(),
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -96,13 +105,18 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// Publish a fully written, fsynced staging file under `target` unless something is there.
-fn publish(root: &Path, staging: &StagingFile, target: &Path) -> Result<PutOutcome, StoreError> {
+fn publish(
+    root: &Path,
+    durable: &Mutex<HashSet<PathBuf>>,
+    staging: &StagingFile,
+    target: &Path,
+) -> Result<PutOutcome, StoreError> {
     let parent = target.parent().unwrap_or(root);
     fs::create_dir_all(parent)
         .map_err(|e| io_error(format!("creating {}", parent.display()), e))?;
     match fs::hard_link(&staging.0, target) {
         Ok(()) => {
-            sync_dirs(root, parent)?;
+            sync_dirs(root, durable, parent)?;
             Ok(PutOutcome::Created)
         }
         Err(e) if e.kind() == ErrorKind::AlreadyExists => existing_blob(target),
@@ -124,20 +138,40 @@ fn existing_blob(target: &Path) -> Result<PutOutcome, StoreError> {
     }
 }
 
-/// fsync the folder that got the new link and each folder up to the root, so the new entries
-/// (and any folders `create_dir_all` just made) survive a power cut.
-fn sync_dirs(root: &Path, from: &Path) -> Result<(), StoreError> {
+/// fsync the folder that got the new link, and each folder above it whose entry may be new,
+/// so the new blob (and any folders `create_dir_all` just made) survive a power cut. The climb
+/// stops at a folder known durable: one this process synced before together with the folder
+/// holding its entry, so that entry is on disk already. A folder made meanwhile by someone else
+/// (another writer of this process still climbing, another process) is not known, and its
+/// parent is synced too.
+fn sync_dirs(
+    root: &Path,
+    durable: &Mutex<HashSet<PathBuf>>,
+    from: &Path,
+) -> Result<Vec<PathBuf>, StoreError> {
+    let known = |dir: &Path| {
+        durable
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(dir)
+    };
+    let mut synced = Vec::new();
     let mut dir = Some(from);
     while let Some(current) = dir {
         File::open(current)
             .and_then(|d| d.sync_all())
             .map_err(|e| io_error(format!("syncing {}", current.display()), e))?;
-        if current == root {
+        synced.push(current.to_path_buf());
+        if current == root || known(current) {
             break;
         }
         dir = current.parent().filter(|p| p.starts_with(root));
     }
-    Ok(())
+    durable
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .extend(synced.iter().cloned());
+    Ok(synced)
 }
 
 /// Write `fill`'s output to a new staging file and fsync it.
@@ -174,6 +208,7 @@ impl BlobStore for FsStore {
         _content_type: &str,
     ) -> Result<PutOutcome, StoreError> {
         let (root, target, staging) = (self.root.clone(), self.path_of(key), self.staging_path());
+        let durable = self.durable.clone();
         let source = path.to_path_buf();
         blocking(move || {
             // A retried upload of a photo already stored needs no copy at all.
@@ -188,7 +223,7 @@ impl BlobStore for FsStore {
                 File::open(&staging.0)
                     .and_then(|f| f.sync_all())
                     .map_err(|e| io_error(format!("syncing {}", staging.0.display()), e))?;
-                return publish(&root, &staging, &target);
+                return publish(&root, &durable, &staging, &target);
             }
             stage(&staging, |file| {
                 // std::io::copy between files uses copy_file_range on Linux: no user-space buffer
@@ -196,7 +231,7 @@ impl BlobStore for FsStore {
                 let mut from = File::open(&source)?;
                 io::copy(&mut from, file).map(|_| ())
             })?;
-            publish(&root, &staging, &target)
+            publish(&root, &durable, &staging, &target)
         })
         .await
     }
@@ -208,13 +243,14 @@ impl BlobStore for FsStore {
         _content_type: &str,
     ) -> Result<PutOutcome, StoreError> {
         let (root, target, staging) = (self.root.clone(), self.path_of(key), self.staging_path());
+        let durable = self.durable.clone();
         blocking(move || {
             if target.exists() {
                 return existing_blob(&target);
             }
             let staging = StagingFile(staging);
             stage(&staging, |file| io::Write::write_all(file, &bytes))?;
-            publish(&root, &staging, &target)
+            publish(&root, &durable, &staging, &target)
         })
         .await
     }
@@ -400,11 +436,38 @@ mod tests {
         // Skip the fast path: write a staging file and lose the publish race.
         let staging = StagingFile(store.staging_path());
         stage(&staging, |f| io::Write::write_all(f, b"2")).unwrap();
-        let outcome = publish(dir.path(), &staging, &store.path_of(&key)).unwrap();
+        let outcome = publish(dir.path(), &store.durable, &staging, &store.path_of(&key)).unwrap();
         assert_eq!(outcome, PutOutcome::AlreadyExisted);
         drop(staging);
         let left = std::fs::read_dir(dir.path().join(STAGING)).unwrap().count();
         assert_eq!(left, 0);
         assert_eq!(store.get(&key).await.unwrap(), b"1");
+    }
+
+    #[test]
+    fn only_folders_whose_entry_may_be_new_are_synced() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let durable = Mutex::default();
+        let sync = |rel: &str| {
+            let folder = root.join(rel);
+            std::fs::create_dir_all(&folder).unwrap();
+            sync_dirs(root, &durable, &folder)
+                .unwrap()
+                .into_iter()
+                .map(|d| d.strip_prefix(root).unwrap().to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+        };
+        // The first blob under a new folder: every level up to the root.
+        assert_eq!(sync("originals/ab"), ["originals/ab", "originals", ""]);
+        // The next one in the same folder: that folder only.
+        assert_eq!(sync("originals/ab"), ["originals/ab"]);
+        // A new sibling folder: it, and the parent that got its entry.
+        assert_eq!(sync("originals/cd"), ["originals/cd", "originals"]);
+        // A folder someone else made is not known: its parent is synced as well.
+        std::fs::create_dir_all(root.join("originals/ef")).unwrap();
+        assert_eq!(sync("originals/ef"), ["originals/ef", "originals"]);
+        assert_eq!(sync("thumbs"), ["thumbs", ""]);
+        assert_eq!(sync("thumbs"), ["thumbs"]);
     }
 }
