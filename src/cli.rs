@@ -78,6 +78,21 @@ enum EvidenceCommand {
         #[arg(long, value_parser = parse_rfc3339)]
         window_end: Option<OffsetDateTime>,
     },
+    /// Time the whole verification of photos (hash, facts, decode, pHash, thumbnail, checks) as
+    /// this binary runs it, and print one JSON object: median wall time per photo, photos per
+    /// second and CPU per photo. The load bench takes the per-photo verification time its target
+    /// is computed from here, from the same machine code the server runs.
+    Time {
+        /// Photos, verified in turn.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Verifications in all (after one warm-up).
+        #[arg(long, default_value_t = 15)]
+        runs: usize,
+        /// Threads verifying at once.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+    },
 }
 
 fn parse_lat_lon(raw: &str) -> Result<(f64, f64), String> {
@@ -142,6 +157,17 @@ pub fn main() -> ExitCode {
     } = &cli.command
     {
         return inspect(file, *site, *crs, *radius, *window_start, *window_end);
+    }
+    if let Command::Evidence {
+        command:
+            EvidenceCommand::Time {
+                files,
+                runs,
+                threads,
+            },
+    } = &cli.command
+    {
+        return time_verification(files, *runs, *threads);
     }
     let result = actix_web::rt::System::new().block_on(run(cli.command));
     match result {
@@ -278,6 +304,81 @@ fn inspect(
             ExitCode::FAILURE
         }
     }
+}
+
+/// `fieldproof evidence time`: see [`EvidenceCommand::Time`].
+fn time_verification(files: &[PathBuf], runs: usize, threads: usize) -> ExitCode {
+    use fieldproof_domain::evidence::{VerifyContext, verify};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+    let mut photos = Vec::new();
+    for file in files {
+        match std::fs::read(file) {
+            Ok(bytes) => photos.push(bytes),
+            Err(e) => {
+                eprintln!("error: cannot read {}: {e}", file.display());
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if runs == 0 || threads == 0 {
+        eprintln!("error: --runs and --threads must be at least 1");
+        return ExitCode::from(2);
+    }
+    let ctx = VerifyContext::default();
+    let now = OffsetDateTime::now_utc();
+    std::hint::black_box(verify(&photos[0], None, &ctx, now));
+    let next = AtomicUsize::new(0);
+    let cpu0 = process_cpu();
+    let started = Instant::now();
+    let mut walls: Vec<Duration> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut walls = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= runs {
+                            return walls;
+                        }
+                        let photo = std::hint::black_box(&photos[i % photos.len()]);
+                        let t = Instant::now();
+                        std::hint::black_box(verify(photo, None, &ctx, now));
+                        walls.push(t.elapsed());
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_default())
+            .collect()
+    });
+    let wall = started.elapsed();
+    let cpu = process_cpu()
+        .zip(cpu0)
+        .map(|(after, before)| (after - before) * 1000.0 / runs as f64);
+    walls.sort();
+    let median = walls.get(walls.len() / 2).copied().unwrap_or_default();
+    let report = serde_json::json!({
+        "photos": photos.len(),
+        "runs": runs,
+        "threads": threads,
+        "median_ms": median.as_secs_f64() * 1000.0,
+        "photos_per_second": runs as f64 / wall.as_secs_f64(),
+        "cpu_ms_per_photo": cpu,
+    });
+    println!("{report}");
+    ExitCode::SUCCESS
+}
+
+/// This process's user + system CPU seconds, from /proc (Linux); `None` elsewhere.
+fn process_cpu() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    // After the command: utime and stime are fields 14 and 15, in clock ticks (USER_HZ = 100).
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
 }
 
 fn read_password() -> anyhow::Result<SecretString> {

@@ -104,3 +104,40 @@ fn only_usage_errors_exit_non_zero() {
     );
     assert!(!fieldproof(&["evidence", "inspect"]).status.success());
 }
+
+#[test]
+fn time_reports_per_photo_verification_on_one_or_more_threads() {
+    const OTHER: &str = "fixtures/corpus/drewnoakes__jpg__HTC_Desire.jpg";
+    let one = report(&["evidence", "time", IPHONE, "--runs", "3"]);
+    assert_eq!(one["photos"], 1);
+    assert_eq!(one["runs"], 3);
+    assert_eq!(one["threads"], 1);
+    assert!(one["median_ms"].as_f64().unwrap() > 0.0);
+    assert!(one["photos_per_second"].as_f64().unwrap() > 0.0);
+    let two = report(&[
+        "evidence",
+        "time",
+        IPHONE,
+        OTHER,
+        "--runs",
+        "4",
+        "--threads",
+        "2",
+    ]);
+    assert_eq!(two["photos"], 2);
+    assert_eq!(two["threads"], 2);
+    assert!(two["photos_per_second"].as_f64().unwrap() > 0.0);
+    // A file it cannot read, or no runs, is a usage error.
+    assert_eq!(
+        fieldproof(&["evidence", "time", "fixtures/no-such-file.jpg"])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        fieldproof(&["evidence", "time", IPHONE, "--runs", "0"])
+            .status
+            .code(),
+        Some(2)
+    );
+}
