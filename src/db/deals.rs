@@ -219,6 +219,31 @@ pub async fn records_of_run<C: ConnectionTrait>(
         .await
 }
 
+/// The deal's records of one kind over all its runs, oldest first: one statement, whatever
+/// number of runs the deal has been through.
+pub async fn records_of_deal<C: ConnectionTrait>(
+    db: &C,
+    deal_id: &str,
+    kind: &str,
+) -> Result<Vec<node_record::Model>, DbErr> {
+    node_record::Entity::find()
+        // Through the deal's runs: node_records is indexed by run, not by deal.
+        .filter(
+            node_record::Column::NodeRunId.in_subquery(
+                sea_orm::sea_query::Query::select()
+                    .column(node_run::Column::Id)
+                    .from(node_run::Entity)
+                    .and_where(node_run::Column::DealId.eq(deal_id))
+                    .to_owned(),
+            ),
+        )
+        .filter(node_record::Column::Kind.eq(kind))
+        .order_by_asc(node_record::Column::CreatedAt)
+        .order_by_asc(node_record::Column::Id)
+        .all(db)
+        .await
+}
+
 pub struct NewActivity<'a> {
     pub org_id: &'a str,
     pub deal_id: &'a str,

@@ -706,26 +706,21 @@ pub async fn booked_visit<C: ConnectionTrait>(
     deal_id: &str,
 ) -> ApiResult<Option<BookedVisit>> {
     let mut visit = None;
-    for run in repo::runs_of(db, deal_id).await? {
-        for record in repo::records_of_run(db, &run.id).await? {
-            if record.kind != "visit" {
-                continue;
-            }
-            let at = |k: &str| {
-                record
-                    .payload
-                    .get(k)
-                    .and_then(Value::as_i64)
-                    .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
-            };
-            if let (Some(starts_at), Some(ends_at)) = (at("starts_at"), at("ends_at")) {
-                visit = Some(BookedVisit {
-                    site_id: text(&record.payload, "site_id"),
-                    contact_id: text(&record.payload, "contact_id"),
-                    starts_at,
-                    ends_at,
-                });
-            }
+    for record in repo::records_of_deal(db, deal_id, "visit").await? {
+        let at = |k: &str| {
+            record
+                .payload
+                .get(k)
+                .and_then(Value::as_i64)
+                .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+        };
+        if let (Some(starts_at), Some(ends_at)) = (at("starts_at"), at("ends_at")) {
+            visit = Some(BookedVisit {
+                site_id: text(&record.payload, "site_id"),
+                contact_id: text(&record.payload, "contact_id"),
+                starts_at,
+                ends_at,
+            });
         }
     }
     Ok(visit)

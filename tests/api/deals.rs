@@ -933,3 +933,35 @@ async fn a_run_entered_early_on_monday_china_time_counts_in_that_week_on_every_b
     assert_eq!(entered_in("2026-W10").await, 1);
     assert_eq!(entered_in("2026-W09").await, 0);
 }
+
+#[tokio::test]
+async fn after_a_return_the_visit_booked_again_is_the_one_that_counts() {
+    let app = spawn_app().await;
+    let setup = deal_of_rep_a(&app, 5_000_000).await;
+    book_visit(&app, &setup).await;
+    let manager = app.token("manager_east").await;
+    let returned = app
+        .post(
+            &format!("/api/v1/deals/{}/returns", setup.deal),
+            &manager,
+            &json!({"reason": "wrong contact booked", "to_node": "visit_booked"}),
+        )
+        .await;
+    assert_eq!(returned.status(), 200);
+    let rep = app.token("rep_a").await;
+    let again: Value = app
+        .post(
+            &format!("/api/v1/deals/{}/nodes/visit_booked/visit", setup.deal),
+            &rep,
+            &json!({"site_id": setup.site, "contact_id": setup.contacts[1].0, "starts_at": "2026-11-25T06:00:00Z", "ends_at": "2026-11-25T08:00:00Z"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["current_node"], "site_survey");
+    let shown = view(&app, &setup.deal, "rep_a").await;
+    assert_eq!(shown["visit"]["contact_id"], setup.contacts[1].0.as_str());
+    assert_eq!(shown["visit"]["starts_at"], "2026-11-25T06:00:00Z");
+    assert_eq!(shown["visit"]["ends_at"], "2026-11-25T08:00:00Z");
+}
