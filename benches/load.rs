@@ -128,13 +128,61 @@ fn loadavg() -> String {
 
 /// User + system CPU seconds of a process (all its threads), from /proc/<pid>/stat.
 fn cpu_secs(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    cpu_secs_of(&format!("/proc/{pid}/stat"))
+}
+
+/// User + system CPU seconds from a `stat` file of /proc (a process's or one thread's).
+fn cpu_secs_of(path: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(path).ok()?;
     let after = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = after.split_whitespace().collect();
     // After the command: state is field 3, utime field 14, stime field 15 (in USER_HZ = 100).
     let utime: f64 = fields.get(11)?.parse().ok()?;
     let stime: f64 = fields.get(12)?.parse().ok()?;
     Some((utime + stime) / 100.0)
+}
+
+/// CPU seconds of a process's live threads, summed by thread name with trailing digits and
+/// separators dropped (`verify-0`, `verify-1` → `verify`), from /proc/<pid>/task/*/stat.
+fn thread_cpu_secs(pid: u32) -> std::collections::BTreeMap<String, f64> {
+    let mut by_name = std::collections::BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return by_name;
+    };
+    for task in tasks.flatten() {
+        let Some(tid) = task
+            .file_name()
+            .to_str()
+            .and_then(|t| t.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(comm) = std::fs::read_to_string(task.path().join("comm")) else {
+            continue;
+        };
+        let name = comm
+            .trim()
+            .trim_end_matches(|c: char| c.is_ascii_digit() || c == '-' || c == '_')
+            .to_owned();
+        let cpu = cpu_secs_of(&format!("/proc/{pid}/task/{tid}/stat")).unwrap_or(0.0);
+        *by_name.entry(name).or_insert(0.0) += cpu;
+    }
+    by_name
+}
+
+/// The machine's jiffies since boot from /proc/stat: busy (user, nice, system, irq, softirq),
+/// idle, waiting on I/O, stolen by the hypervisor.
+fn machine_jiffies() -> Option<[f64; 4]> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let v: Vec<f64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let busy = v.first()? + v.get(1)? + v.get(2)? + v.get(5)? + v.get(6)?;
+    Some([busy, *v.get(3)?, *v.get(4)?, *v.get(7)?])
 }
 
 /// A `VmXXX:` line of /proc/<pid>/status, in MiB.
@@ -182,6 +230,13 @@ enum Store {
 }
 
 /// The server under test, as a child process.
+/// The server's binary: this build's, or `FIELDPROOF_BENCH_SERVER` (another build to compare
+/// against, A/B runs).
+fn server_binary() -> String {
+    env_str("FIELDPROOF_BENCH_SERVER")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_fieldproof").to_owned())
+}
+
 struct Server {
     child: Child,
     base: String,
@@ -191,11 +246,10 @@ struct Server {
 impl Server {
     fn start(data_dir: &Path, database_url: &str, store: &Store) -> Server {
         let port = free_port();
-        let log = data_dir.join("server.log");
-        // FIELDPROOF_BENCH_SERVER: another build of the server to compare against (A/B runs).
-        let binary = env_str("FIELDPROOF_BENCH_SERVER")
-            .unwrap_or_else(|| env!("CARGO_BIN_EXE_fieldproof").to_owned());
-        let mut cmd = Command::new(binary);
+        let log = std::env::var("BENCH_LOG_TMP")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| data_dir.join("server.log"));
+        let mut cmd = Command::new(server_binary());
         cmd.arg("serve");
         for (key, _) in std::env::vars() {
             if key.starts_with("FIELDPROOF_") {
@@ -211,7 +265,10 @@ impl Server {
             // Background jobs (stall scan, outbox, sweeps) are not what is measured here.
             .env("FIELDPROOF_JOBS", "false")
             .env("FIELDPROOF_LOG_FORMAT", "json")
-            .env("RUST_LOG", "warn");
+            .env(
+                "RUST_LOG",
+                std::env::var("BENCH_RUST_LOG_TMP").unwrap_or("warn".into()),
+            );
         match store {
             Store::Folder => {
                 cmd.env("FIELDPROOF_BLOB_STORE", "fs");
@@ -751,40 +808,6 @@ fn verification_time(bytes: &[u8], runs: usize) -> (Duration, Option<Duration>) 
     (times[times.len() / 2], cpu)
 }
 
-/// `evidence::verify` alone at the server's parallelism: `threads` threads verify `photos` (the
-/// uploads of the run, in order) with nothing else running in this process. Returns photos/s and
-/// the process CPU per photo. This is the ceiling the server's throughput is compared with: the
-/// same photos, the same cores, no HTTP, database or storage.
-fn verification_throughput(photos: &[bytes::Bytes], threads: usize) -> (f64, Option<Duration>) {
-    let ctx = VerifyContext {
-        site: Some(SitePoint::new(SITE.0, SITE.1, Crs::Wgs84, 300.0).expect("site")),
-        ..VerifyContext::default()
-    };
-    let now = OffsetDateTime::now_utc();
-    std::hint::black_box(verify(&photos[0], None, &ctx, now));
-    let next = AtomicUsize::new(0);
-    let cpu0 = cpu_secs(std::process::id());
-    let started = Instant::now();
-    std::thread::scope(|scope| {
-        for _ in 0..threads.max(1) {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(photo) = photos.get(i) else {
-                        break;
-                    };
-                    std::hint::black_box(verify(std::hint::black_box(photo), None, &ctx, now));
-                }
-            });
-        }
-    });
-    let wall = started.elapsed().as_secs_f64();
-    let cpu = cpu_secs(std::process::id())
-        .zip(cpu0)
-        .map(|(b, a)| Duration::from_secs_f64((b - a) / photos.len() as f64));
-    (photos.len() as f64 / wall, cpu)
-}
-
 // ---------------------------------------------------------------------------------------------
 // Uploads
 
@@ -964,9 +987,13 @@ async fn bench_uploads(cfg: &Config, name: &str, backend: Backend, store: Store)
         cpu_secs(std::process::id()),
     );
     let load0 = loadavg();
+    let threads0 = thread_cpu_secs(setup.server.pid());
+    let machine0 = machine_jiffies();
     let perf = start_perf(setup.server.pid(), name);
     let (run, verdicts) = run_uploads(&setup, measured.clone(), cfg.concurrency).await;
     stop_perf(perf);
+    let machine1 = machine_jiffies();
+    let threads1 = thread_cpu_secs(setup.server.pid());
     let server_cpu = setup.server.cpu() - server_cpu0;
     let moto_cpu = match (moto_cpu0, cfg.s3_pid.and_then(cpu_secs)) {
         (Some(a), Some(b)) if matches!(store, Store::S3 { .. }) => Some(b - a),
@@ -1000,19 +1027,48 @@ async fn bench_uploads(cfg: &Config, name: &str, backend: Backend, store: Store)
         cores(),
         run.wall.as_secs_f64() * cores() as f64
     );
+    // Where the server's CPU went, by thread (threads that ended during the run are missing).
+    let by_thread: Vec<String> = threads1
+        .iter()
+        .map(|(name, b)| (name, b - threads0.get(name).copied().unwrap_or(0.0)))
+        .filter(|(_, cpu)| *cpu > 0.0)
+        .map(|(name, cpu)| format!("{name} {:.1}", cpu * 1000.0 / n))
+        .collect();
+    println!("server CPU by thread, ms/photo: {}", by_thread.join(", "));
+    if let (Some(a), Some(b)) = (machine0, machine1) {
+        let d: Vec<f64> = a.iter().zip(b).map(|(a, b)| b - a).collect();
+        let all: f64 = d.iter().sum::<f64>().max(1.0);
+        println!(
+            "machine during the run: {:.1} % busy, {:.1} % idle, {:.1} % waiting on I/O, {:.1} % stolen",
+            100.0 * d[0] / all,
+            100.0 * d[1] / all,
+            100.0 * d[2] / all,
+            100.0 * d[3] / all
+        );
+    }
     if let Some(hwm) = hwm {
         println!("server peak RSS (VmHWM): {hwm:.0} MiB");
     }
     drop(setup.server);
     setup.db.drop_pg().await;
-    // On a blocking thread of its own, so the runtime's workers stay free.
-    let photo = measured[0].clone();
-    let (t, t_cpu) = tokio::task::spawn_blocking(move || verification_time(&photo, 15))
-        .await
-        .expect("verification");
+    // Verification alone, timed by the server's own binary (`fieldproof evidence time`), so
+    // the target is computed from the machine code the server ran. This bench's own copy of
+    // `evidence::verify` is the same source built into another binary, and its speed depends
+    // on where the linker put it: two builds of this bench, one commit apart, measured 45.7 and
+    // 56.5 ms per photo on one machine within minutes, while the server's never moved.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let write = |i: usize| {
+        let path = dir.path().join(format!("photo-{i}.jpg"));
+        std::fs::write(&path, &measured[i]).expect("write a photo");
+        path
+    };
+    let first = write(0);
+    let single = time_in_server(&[first], 15, 1);
+    let t = single.median;
+    let t_cpu = single.cpu;
     let target = 0.8 * cores() as f64 / t.as_secs_f64();
     println!(
-        "per-photo evidence::verify on the same photo (15 calls on one thread, server stopped: median wall, mean process CPU): {:.1} ms wall, {} CPU → target 0.8 × {} cores ÷ {:.3} s = {:.1} photos/s; measured {:.2} photos/s = {:.2} × target ({})",
+        "per-photo verification on the first photo (`fieldproof evidence time`: the server's binary, 15 runs on one thread, server stopped; median wall, mean CPU): {:.1} ms wall, {} CPU → target 0.8 × {} cores ÷ {:.3} s = {:.1} photos/s; measured {:.2} photos/s = {:.2} × target ({})",
         ms(t),
         t_cpu
             .map(|c| format!("{:.1} ms", ms(c)))
@@ -1034,30 +1090,73 @@ async fn bench_uploads(cfg: &Config, name: &str, backend: Backend, store: Store)
             server_cpu / n / c.as_secs_f64()
         );
     }
-    // The same uploads verified on `cores` threads at once: what the cores deliver for
-    // verification alone when they all decode (the single-thread figure above assumes they
-    // scale linearly).
-    let photos = measured.clone();
-    let threads = cores();
-    let (alone, alone_cpu) =
-        tokio::task::spawn_blocking(move || verification_throughput(&photos, threads))
-            .await
-            .expect("verification");
+    let photo = measured[0].clone();
+    let (own, _) = tokio::task::spawn_blocking(move || verification_time(&photo, 15))
+        .await
+        .expect("verification");
     println!(
-        "evidence::verify alone on the run's {} photos, {threads} threads: {:.1} photos/s, {} CPU per photo → server throughput ÷ verification alone = {:.2} (≥ 0.8: HTTP + DB + storage cost at most a fifth of the throughput){}",
+        "(the same verification in this bench's binary: {:.1} ms wall; not used)",
+        ms(own)
+    );
+    // The run's photos (one file per scene: their pixels are what costs) verified on `cores`
+    // threads at once: what the cores deliver for verification alone when they all decode
+    // (the single-thread figure above assumes they scale linearly).
+    let files: Vec<PathBuf> = (0..measured.len().min(cfg.scenes.max(1)))
+        .map(write)
+        .collect();
+    let threads = cores();
+    let alone = time_in_server(&files, measured.len(), threads);
+    println!(
+        "verification alone (`fieldproof evidence time`), {} photos on {threads} threads: {:.1} photos/s, {} CPU per photo → server throughput ÷ verification alone = {:.2} (≥ 0.8: HTTP + DB + storage cost at most a fifth of the throughput){}",
         measured.len(),
-        alone,
-        alone_cpu
+        alone.per_second,
+        alone
+            .cpu
             .map(|c| format!("{:.1} ms", ms(c)))
             .unwrap_or_else(|| "?".into()),
-        run.rate() / alone,
-        alone_cpu
+        run.rate() / alone.per_second,
+        alone
+            .cpu
             .map(|c| format!(
                 "; server CPU per photo ÷ this = {:.2}",
                 server_cpu / n / c.as_secs_f64()
             ))
             .unwrap_or_default()
     );
+}
+
+/// What `fieldproof evidence time` printed.
+struct VerifyTiming {
+    median: Duration,
+    per_second: f64,
+    cpu: Option<Duration>,
+}
+
+/// Run `fieldproof evidence time` (the server's binary) on `files`.
+fn time_in_server(files: &[PathBuf], runs: usize, threads: usize) -> VerifyTiming {
+    let out = Command::new(server_binary())
+        .args(["evidence", "time"])
+        .args(files)
+        .args([
+            "--runs",
+            &runs.to_string(),
+            "--threads",
+            &threads.to_string(),
+        ])
+        .output()
+        .expect("run fieldproof evidence time");
+    assert!(
+        out.status.success(),
+        "fieldproof evidence time: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let number = |key: &str| report[key].as_f64();
+    VerifyTiming {
+        median: Duration::from_secs_f64(number("median_ms").expect("median_ms") / 1000.0),
+        per_second: number("photos_per_second").expect("photos_per_second"),
+        cpu: number("cpu_ms_per_photo").map(|c| Duration::from_secs_f64(c / 1000.0)),
+    }
 }
 
 /// 64 concurrent ≈10 MB uploads to a fresh server: its peak RSS.
