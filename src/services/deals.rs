@@ -659,8 +659,12 @@ pub async fn change_products(
     Ok(row)
 }
 
-/// After the deal's quote hash changed: approvals bound to the old hash no longer count, so a
-/// deal that had already passed the node holding them goes back to it (a counted return).
+/// After the deal's quote hash changed: approvals bound to the old hash, its number and the
+/// customer's confirmation of it no longer count, so a deal that had already passed the first
+/// node asking for any of them goes back to it (a counted return). In the default template that
+/// is the price approval; a template without one goes back to the quote number, where the new
+/// revision can be issued (without the return it waited at the confirmation for a revision
+/// nobody could issue there).
 pub async fn void_quote_approvals(
     txn: &DatabaseTransaction,
     row: deal::Model,
@@ -678,7 +682,8 @@ pub async fn void_quote_approvals(
                 Requirement::Approval {
                     bound_to_quote: true,
                     ..
-                }
+                } | Requirement::QuoteNumber
+                    | Requirement::CustomerConfirmation
             )
         })
     });

@@ -1356,3 +1356,65 @@ async fn quote_pdfs_no_quote_refers_to_are_swept() {
     assert!(!app.state.blobs.exists(&orphan).await.unwrap());
     assert!(app.state.blobs.exists(&kept).await.unwrap());
 }
+
+#[tokio::test]
+async fn without_a_price_approval_step_a_new_revision_goes_back_to_be_issued() {
+    let app = spawn_app().await;
+    // The org's template without the price approval: the quote number comes right after the
+    // presales review.
+    let admin = app.token("admin").await;
+    let templates: Value = app
+        .get("/api/v1/pipeline-templates", &admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let v1 = &templates[0];
+    let mut definition = v1["definition"].clone();
+    definition["nodes"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|n| n["key"] != "price_approved");
+    let r = app
+        .post(
+            "/api/v1/pipeline-templates",
+            &admin,
+            &json!({"based_on": v1["id"], "definition": definition}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let deal = new_deal(&app, "杭州恒力机械有限公司").await;
+    assert_eq!(deal_view(&app, &deal).await["template_version"], 2);
+    let quote = create_quote(&app, &deal).await;
+    crate::deals::override_until(&app, &deal, "quote_confirmed").await;
+
+    // The customer has the quote; the rep changes the tax rate.
+    let rep = app.token("rep_a").await;
+    let r = app
+        .patch(
+            &format!("/api/v1/quotes/{}", quote["id"].as_str().unwrap()),
+            &rep,
+            &json!({"valid_until": valid_until(), "tax_rate_bp": 600}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let revision: Value = r.json().await.unwrap();
+    // Back at the step where a revision is issued, and it can be.
+    assert_eq!(current_node(&app, &deal).await, "quote_issued");
+    let r = issue(&app, &app.address, revision["id"].as_str().unwrap()).await;
+    assert_eq!(r.status(), 200);
+    let issued: Value = r.json().await.unwrap();
+    assert_eq!(issued["deal_current_node"], "quote_confirmed");
+    let view = deal_view(&app, &deal).await;
+    let node = |key: &str| {
+        view["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["key"] == key)
+            .unwrap_or_else(|| panic!("no {key} in {view}"))
+            .clone()
+    };
+    assert_eq!(node("quote_confirmed")["returns"], 1);
+    assert_eq!(node("quote_issued")["runs"], 2);
+}
