@@ -142,12 +142,12 @@ fn cpu_secs_of(path: &str) -> Option<f64> {
     Some((utime + stime) / 100.0)
 }
 
-/// CPU seconds of a process's live threads, summed by thread name with trailing digits and
-/// separators dropped (`verify-0`, `verify-1` → `verify`), from /proc/<pid>/task/*/stat.
-fn thread_cpu_secs(pid: u32) -> std::collections::BTreeMap<String, f64> {
-    let mut by_name = std::collections::BTreeMap::new();
+/// CPU seconds of each live thread of a process, by thread id, with its name (trailing digits
+/// and separators dropped: `verify-0`, `verify-1` → `verify`), from /proc/<pid>/task/*/stat.
+fn thread_cpu_secs(pid: u32) -> BTreeMap<u32, (String, f64)> {
+    let mut threads = BTreeMap::new();
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return by_name;
+        return threads;
     };
     for task in tasks.flatten() {
         let Some(tid) = task
@@ -165,7 +165,22 @@ fn thread_cpu_secs(pid: u32) -> std::collections::BTreeMap<String, f64> {
             .trim_end_matches(|c: char| c.is_ascii_digit() || c == '-' || c == '_')
             .to_owned();
         let cpu = cpu_secs_of(&format!("/proc/{pid}/task/{tid}/stat")).unwrap_or(0.0);
-        *by_name.entry(name).or_insert(0.0) += cpu;
+        threads.insert(tid, (name, cpu));
+    }
+    threads
+}
+
+/// CPU seconds spent between two [`thread_cpu_secs`] snapshots, summed by thread name: each
+/// thread against its own first reading (a thread born in between counts from zero; one that
+/// ended in between is missing from both sides' sums, so its last stretch is not counted).
+fn thread_cpu_between(
+    before: &BTreeMap<u32, (String, f64)>,
+    after: &BTreeMap<u32, (String, f64)>,
+) -> BTreeMap<String, f64> {
+    let mut by_name = BTreeMap::new();
+    for (tid, (name, cpu)) in after {
+        let start = before.get(tid).map(|(_, c)| *c).unwrap_or(0.0);
+        *by_name.entry(name.clone()).or_insert(0.0) += cpu - start;
     }
     by_name
 }
@@ -229,7 +244,6 @@ enum Store {
     S3 { endpoint: String, bucket: String },
 }
 
-/// The server under test, as a child process.
 /// The server's binary: this build's, or `FIELDPROOF_BENCH_SERVER` (another build to compare
 /// against, A/B runs).
 fn server_binary() -> String {
@@ -237,6 +251,7 @@ fn server_binary() -> String {
         .unwrap_or_else(|| env!("CARGO_BIN_EXE_fieldproof").to_owned())
 }
 
+/// The server under test, as a child process.
 struct Server {
     child: Child,
     base: String,
@@ -246,9 +261,7 @@ struct Server {
 impl Server {
     fn start(data_dir: &Path, database_url: &str, store: &Store) -> Server {
         let port = free_port();
-        let log = std::env::var("BENCH_LOG_TMP")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| data_dir.join("server.log"));
+        let log = data_dir.join("server.log");
         let mut cmd = Command::new(server_binary());
         cmd.arg("serve");
         for (key, _) in std::env::vars() {
@@ -265,10 +278,7 @@ impl Server {
             // Background jobs (stall scan, outbox, sweeps) are not what is measured here.
             .env("FIELDPROOF_JOBS", "false")
             .env("FIELDPROOF_LOG_FORMAT", "json")
-            .env(
-                "RUST_LOG",
-                std::env::var("BENCH_RUST_LOG_TMP").unwrap_or("warn".into()),
-            );
+            .env("RUST_LOG", "warn");
         match store {
             Store::Folder => {
                 cmd.env("FIELDPROOF_BLOB_STORE", "fs");
@@ -1028,9 +1038,8 @@ async fn bench_uploads(cfg: &Config, name: &str, backend: Backend, store: Store)
         run.wall.as_secs_f64() * cores() as f64
     );
     // Where the server's CPU went, by thread (threads that ended during the run are missing).
-    let by_thread: Vec<String> = threads1
-        .iter()
-        .map(|(name, b)| (name, b - threads0.get(name).copied().unwrap_or(0.0)))
+    let by_thread: Vec<String> = thread_cpu_between(&threads0, &threads1)
+        .into_iter()
         .filter(|(_, cpu)| *cpu > 0.0)
         .map(|(name, cpu)| format!("{name} {:.1}", cpu * 1000.0 / n))
         .collect();
@@ -1147,7 +1156,7 @@ fn time_in_server(files: &[PathBuf], runs: usize, threads: usize) -> VerifyTimin
         .expect("run fieldproof evidence time");
     assert!(
         out.status.success(),
-        "fieldproof evidence time: {}",
+        "fieldproof evidence time (a server binary built before the command existed has none): {}",
         String::from_utf8_lossy(&out.stderr)
     );
     let report: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");

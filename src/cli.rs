@@ -81,7 +81,8 @@ enum EvidenceCommand {
     /// Time the whole verification of photos (hash, facts, decode, pHash, thumbnail, checks) as
     /// this binary runs it, and print one JSON object: median wall time per photo, photos per
     /// second and CPU per photo. The load bench takes the per-photo verification time its target
-    /// is computed from here, from the same machine code the server runs.
+    /// is computed from here: the verification code as built into the server's own binary (the
+    /// server hashes while the upload streams in, and runs the rest on its verification threads).
     Time {
         /// Photos, verified in turn.
         #[arg(required = true)]
@@ -331,7 +332,7 @@ fn time_verification(files: &[PathBuf], runs: usize, threads: usize) -> ExitCode
     let next = AtomicUsize::new(0);
     let cpu0 = process_cpu();
     let started = Instant::now();
-    let mut walls: Vec<Duration> = std::thread::scope(|scope| {
+    let joined: Vec<std::thread::Result<Vec<Duration>>> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(|| {
@@ -349,12 +350,15 @@ fn time_verification(files: &[PathBuf], runs: usize, threads: usize) -> ExitCode
                 })
             })
             .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().unwrap_or_default())
-            .collect()
+        workers.into_iter().map(|w| w.join()).collect()
     });
     let wall = started.elapsed();
+    let mut walls: Vec<Duration> = joined.into_iter().flatten().flatten().collect();
+    // A verification that panicked (a photo that crashes the decoder) leaves no timing.
+    if walls.len() != runs {
+        eprintln!("error: a verification failed; no timing");
+        return ExitCode::FAILURE;
+    }
     let cpu = process_cpu()
         .zip(cpu0)
         .map(|(after, before)| (after - before) * 1000.0 / runs as f64);

@@ -32,6 +32,8 @@ pub struct FsStore {
     /// Folders this process has fsynced together with every folder above them up to the root:
     /// their entries are on disk, so a later blob in one of them needs only its own folder
     /// synced (one fsync instead of one per level: three for an original, two for a thumbnail).
+    /// The store never removes a folder; one removed and made again from outside while the
+    /// process runs (a restore by hand) would not be noticed until the next start.
     durable: Arc<Mutex<HashSet<PathBuf>>>,
 }
 
@@ -119,9 +121,22 @@ fn publish(
             sync_dirs(root, durable, parent)?;
             Ok(PutOutcome::Created)
         }
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => existing_blob(target),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => existing_durable(root, durable, target),
         Err(e) => Err(io_error(format!("publishing {}", target.display()), e)),
     }
+}
+
+/// A key that is already taken by a blob, answered only once its entry is on disk: the writer
+/// that linked it may not have synced its folder yet (a retry racing its first attempt), and
+/// the caller is about to record the blob as stored.
+fn existing_durable(
+    root: &Path,
+    durable: &Mutex<HashSet<PathBuf>>,
+    target: &Path,
+) -> Result<PutOutcome, StoreError> {
+    let outcome = existing_blob(target)?;
+    sync_dirs(root, durable, target.parent().unwrap_or(root))?;
+    Ok(outcome)
 }
 
 /// A key that is already taken: fine if it is a blob, an error if it names a folder.
@@ -213,7 +228,7 @@ impl BlobStore for FsStore {
         blocking(move || {
             // A retried upload of a photo already stored needs no copy at all.
             if target.exists() {
-                return existing_blob(&target);
+                return existing_durable(&root, &durable, &target);
             }
             let staging = StagingFile(staging);
             // The received file is usually on the same file system (the data folder): link it
@@ -246,7 +261,7 @@ impl BlobStore for FsStore {
         let durable = self.durable.clone();
         blocking(move || {
             if target.exists() {
-                return existing_blob(&target);
+                return existing_durable(&root, &durable, &target);
             }
             let staging = StagingFile(staging);
             stage(&staging, |file| io::Write::write_all(file, &bytes))?;
@@ -469,5 +484,23 @@ mod tests {
         assert_eq!(sync("originals/ef"), ["originals/ef", "originals"]);
         assert_eq!(sync("thumbs"), ["thumbs", ""]);
         assert_eq!(sync("thumbs"), ["thumbs"]);
+    }
+
+    #[tokio::test]
+    async fn a_blob_found_already_stored_has_its_folder_synced_before_the_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::open(dir.path()).unwrap();
+        // Linked by another writer that has not synced its folder yet.
+        std::fs::create_dir_all(dir.path().join("originals/ab")).unwrap();
+        std::fs::write(dir.path().join("originals/ab/x"), b"photo").unwrap();
+        let key = BlobKey::parse("originals/ab/x").unwrap();
+        let outcome = store
+            .put_bytes(&key, b"photo".to_vec(), "image/jpeg")
+            .await
+            .unwrap();
+        assert_eq!(outcome, PutOutcome::AlreadyExisted);
+        let durable = store.durable.lock().unwrap();
+        assert!(durable.contains(&dir.path().join("originals/ab")));
+        assert!(durable.contains(&dir.path().join("originals")));
     }
 }

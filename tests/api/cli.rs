@@ -114,6 +114,7 @@ fn time_reports_per_photo_verification_on_one_or_more_threads() {
     assert_eq!(one["threads"], 1);
     assert!(one["median_ms"].as_f64().unwrap() > 0.0);
     assert!(one["photos_per_second"].as_f64().unwrap() > 0.0);
+    assert!(one["cpu_ms_per_photo"].is_number(), "{one}");
     let two = report(&[
         "evidence",
         "time",
@@ -126,6 +127,7 @@ fn time_reports_per_photo_verification_on_one_or_more_threads() {
     ]);
     assert_eq!(two["photos"], 2);
     assert_eq!(two["threads"], 2);
+    assert_eq!(two["runs"], 4);
     assert!(two["photos_per_second"].as_f64().unwrap() > 0.0);
     // A file it cannot read, or no runs, is a usage error.
     assert_eq!(
