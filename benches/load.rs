@@ -24,6 +24,7 @@ mod photos;
 #[path = "load/leads.rs"]
 mod leads;
 
+use fieldproof::cli::proc_cpu_secs;
 use fieldproof::config::Settings;
 use fieldproof::db::entities::{
     audit_event, contact, customer, deal, node_record, node_run, site, user,
@@ -128,18 +129,7 @@ fn loadavg() -> String {
 
 /// User + system CPU seconds of a process (all its threads), from /proc/<pid>/stat.
 fn cpu_secs(pid: u32) -> Option<f64> {
-    cpu_secs_of(&format!("/proc/{pid}/stat"))
-}
-
-/// User + system CPU seconds from a `stat` file of /proc (a process's or one thread's).
-fn cpu_secs_of(path: &str) -> Option<f64> {
-    let stat = std::fs::read_to_string(path).ok()?;
-    let after = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    // After the command: state is field 3, utime field 14, stime field 15 (in USER_HZ = 100).
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / 100.0)
+    proc_cpu_secs(&format!("/proc/{pid}/stat"))
 }
 
 /// CPU seconds of each live thread of a process, by thread id, with its name (trailing digits
@@ -164,7 +154,7 @@ fn thread_cpu_secs(pid: u32) -> BTreeMap<u32, (String, f64)> {
             .trim()
             .trim_end_matches(|c: char| c.is_ascii_digit() || c == '-' || c == '_')
             .to_owned();
-        let cpu = cpu_secs_of(&format!("/proc/{pid}/task/{tid}/stat")).unwrap_or(0.0);
+        let cpu = proc_cpu_secs(&format!("/proc/{pid}/task/{tid}/stat")).unwrap_or(0.0);
         threads.insert(tid, (name, cpu));
     }
     threads

@@ -378,7 +378,13 @@ fn time_verification(files: &[PathBuf], runs: usize, threads: usize) -> ExitCode
 
 /// This process's user + system CPU seconds, from /proc (Linux); `None` elsewhere.
 fn process_cpu() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    proc_cpu_secs("/proc/self/stat")
+}
+
+/// User + system CPU seconds from a `stat` file of /proc: a process's (`/proc/<pid>/stat`) or
+/// one thread's (`/proc/<pid>/task/<tid>/stat`). Also read by the load bench.
+pub fn proc_cpu_secs(stat_path: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(stat_path).ok()?;
     let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
     // After the command: utime and stime are fields 14 and 15, in clock ticks (USER_HZ = 100).
     let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;

@@ -85,6 +85,18 @@ async fn book_visit(app: &TestApp, setup: &DealSetup) -> reqwest::Response {
     .await
 }
 
+/// The org's first pipeline template version (the default, version 1), as the admin lists it.
+pub(crate) async fn first_template(app: &TestApp) -> Value {
+    let admin = app.token("admin").await;
+    let templates: Value = app
+        .get("/api/v1/pipeline-templates", &admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    templates[0].clone()
+}
+
 /// Move the deal along until `node` is current: supervisor overrides (the one legitimate way
 /// past a node whose evidence this test does not produce) and, at the steps no override stands
 /// in for, the real proof: the quote approved by the manager and finance, issued, confirmed by
@@ -734,13 +746,7 @@ async fn a_template_edit_is_a_new_version_and_running_deals_keep_theirs() {
     let app = spawn_app().await;
     let setup = deal_of_rep_a(&app, 5_000_000).await;
     let admin = app.token("admin").await;
-    let templates: Value = app
-        .get("/api/v1/pipeline-templates", &admin)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let v1 = &templates[0];
+    let v1 = first_template(&app).await;
     assert_eq!(v1["version"], 1);
     let mut definition = v1["definition"].clone();
     definition["nodes"].as_array_mut().unwrap().remove(2);

@@ -1363,13 +1363,7 @@ async fn without_a_price_approval_step_a_new_revision_goes_back_to_be_issued() {
     // The org's template without the price approval: the quote number comes right after the
     // presales review.
     let admin = app.token("admin").await;
-    let templates: Value = app
-        .get("/api/v1/pipeline-templates", &admin)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let v1 = &templates[0];
+    let v1 = crate::deals::first_template(&app).await;
     let mut definition = v1["definition"].clone();
     definition["nodes"]
         .as_array_mut()
