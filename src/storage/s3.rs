@@ -359,12 +359,17 @@ impl Body<'_> {
     }
 }
 
+/// How much of a file a request body reads at a time. Each read is a trip through the
+/// runtime's blocking threads; the SDK's default (64 KiB) made 64 of them for a 4 MB photo.
+const BODY_READ: usize = 1024 * 1024;
+
 /// A part of a file as a request body, read from disk while it is sent.
 async fn file_body(path: &Path, offset: u64, length: u64) -> Result<ByteStream, StoreError> {
     ByteStream::read_from()
         .path(path)
         .offset(offset)
         .length(Length::Exact(length))
+        .buffer_size(BODY_READ)
         .build()
         .await
         .map_err(|e| StoreError::other(format!("reading {}", path.display()), e))
