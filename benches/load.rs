@@ -59,7 +59,7 @@ const SITE: (f64, f64) = (30.2281, 120.2986);
 struct Config {
     /// PostgreSQL server URL with a database we may connect to (each scenario creates its own).
     pg: Option<String>,
-    /// S3-compatible endpoint (moto), and its pid for CPU accounting.
+    /// S3-compatible endpoint (moto or s3s-fs, see scripts/bench.sh), and its pid for CPU accounting.
     s3: Option<String>,
     s3_pid: Option<u32>,
     filters: Vec<String>,
@@ -130,6 +130,40 @@ fn loadavg() -> String {
 /// User + system CPU seconds of a process (all its threads), from /proc/<pid>/stat.
 fn cpu_secs(pid: u32) -> Option<f64> {
     proc_cpu_secs(&format!("/proc/{pid}/stat"))
+}
+
+/// CPU seconds of every PostgreSQL process on the machine (postmaster, background workers and
+/// the server's connections, which its pool keeps open over a run), by pid: the database's share
+/// of the two cores, which the server's own figures leave out.
+fn postgres_cpu_secs() -> BTreeMap<u32, f64> {
+    let mut all = BTreeMap::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return all;
+    };
+    for entry in procs.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.trim() == "postgres"
+            && let Some(cpu) = cpu_secs(pid)
+        {
+            all.insert(pid, cpu);
+        }
+    }
+    all
+}
+
+/// CPU the processes of `after` spent since `before` (a process new since then counts whole).
+fn cpu_since(before: &BTreeMap<u32, f64>, after: &BTreeMap<u32, f64>) -> f64 {
+    after
+        .iter()
+        .map(|(pid, cpu)| cpu - before.get(pid).copied().unwrap_or(0.0))
+        .sum()
 }
 
 /// CPU seconds of each live thread of a process, by thread id, with its name (trailing digits
@@ -981,11 +1015,12 @@ async fn bench_uploads(cfg: &Config, name: &str, backend: Backend, store: Store)
         warm_run.statuses,
         std::fs::read_to_string(&setup.server.log).unwrap_or_default()
     );
-    let (server_cpu0, moto_cpu0, self_cpu0) = (
+    let (server_cpu0, s3_cpu0, self_cpu0) = (
         setup.server.cpu(),
         cfg.s3_pid.and_then(cpu_secs),
         cpu_secs(std::process::id()),
     );
+    let postgres0 = postgres_cpu_secs();
     let load0 = loadavg();
     let threads0 = thread_cpu_secs(setup.server.pid());
     let machine0 = machine_jiffies();
@@ -994,8 +1029,10 @@ async fn bench_uploads(cfg: &Config, name: &str, backend: Backend, store: Store)
     stop_perf(perf);
     let machine1 = machine_jiffies();
     let threads1 = thread_cpu_secs(setup.server.pid());
+    let postgres_cpu =
+        matches!(backend, Backend::Postgres).then(|| cpu_since(&postgres0, &postgres_cpu_secs()));
     let server_cpu = setup.server.cpu() - server_cpu0;
-    let moto_cpu = match (moto_cpu0, cfg.s3_pid.and_then(cpu_secs)) {
+    let s3_cpu = match (s3_cpu0, cfg.s3_pid.and_then(cpu_secs)) {
         (Some(a), Some(b)) if matches!(store, Store::S3 { .. }) => Some(b - a),
         _ => None,
     };
@@ -1016,11 +1053,14 @@ async fn bench_uploads(cfg: &Config, name: &str, backend: Backend, store: Store)
     println!("verdicts: {verdicts:?}");
     let n = run.latencies.len() as f64;
     println!(
-        "CPU during the run: server {:.2} s ({:.1} ms/photo){}; bench client {:.2} s; wall {:.2} s × {} cores = {:.2} core-s; load average {load0} → {load1}",
+        "CPU during the run: server {:.2} s ({:.1} ms/photo){}{}; bench client {:.2} s; wall {:.2} s × {} cores = {:.2} core-s; load average {load0} → {load1}",
         server_cpu,
         server_cpu * 1000.0 / n,
-        moto_cpu
-            .map(|m| format!(", moto (S3) {m:.2} s ({:.1} ms/photo)", m * 1000.0 / n))
+        s3_cpu
+            .map(|m| format!(", S3 server {m:.2} s ({:.1} ms/photo)", m * 1000.0 / n))
+            .unwrap_or_default(),
+        postgres_cpu
+            .map(|p| format!(", PostgreSQL {p:.2} s ({:.1} ms/photo)", p * 1000.0 / n))
             .unwrap_or_default(),
         self_cpu.unwrap_or(f64::NAN),
         run.wall.as_secs_f64(),

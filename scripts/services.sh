@@ -1,9 +1,13 @@
 # Services the test and bench scripts start on loopback: PostgreSQL 15 (installed if missing)
-# and moto's S3-compatible server in a venv of its own. Sourced; `$logs` must name a folder.
+# and an S3-compatible server: moto in a venv of its own (tests and benches), or s3s-fs built from
+# crates.io (benches only, FIELDPROOF_BENCH_S3_SERVER=s3s-fs). Sourced; `$logs` must name a folder.
 PG_URL_BASE="postgres://fieldproof:fieldproof@127.0.0.1:5432"
 MOTO_VERSION="5.2.5"
 MOTO_VENV="${CARGO_TARGET_DIR:-target}/moto-venv"
-moto_pid=""
+S3S_FS_VERSION="0.14.1"
+S3S_FS_ROOT="${CARGO_TARGET_DIR:-target}/s3s-fs"
+# The S3 server's pid (either kind).
+s3_pid=""
 
 start_postgres() {
   local PG_DB="$1" PG_DB_PREFIX="$2"
@@ -54,29 +58,68 @@ install_moto() {
   "$MOTO_VENV/bin/pip" install -q --disable-pip-version-check "moto[server]==$MOTO_VERSION"
 }
 
+# s3s-fs, an S3 server in Rust over a local folder: a lighter neighbour than moto for the load
+# benches, which share the machine's cores with it. Built once into the target folder.
+install_s3s_fs() {
+  if [ -x "$S3S_FS_ROOT/bin/s3s-fs" ] &&
+    [ "$(cat "$S3S_FS_ROOT/version" 2>/dev/null)" = "$S3S_FS_VERSION" ]; then
+    return
+  fi
+  cargo install --quiet --locked --features binary --version "$S3S_FS_VERSION" --root "$S3S_FS_ROOT" s3s-fs
+  echo "$S3S_FS_VERSION" >"$S3S_FS_ROOT/version"
+}
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Start the S3 server ("moto", the default, or "s3s-fs") on a free loopback port: sets
+# S3_ENDPOINT, S3_SERVER (its name and version) and s3_pid. Credentials: test / test.
 start_s3() {
-  install_moto
-  local port
-  port=$("$MOTO_VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  "$MOTO_VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$logs/moto.log" 2>&1 &
-  moto_pid=$!
+  local kind="${1:-moto}" port
+  port=$(free_port)
   S3_ENDPOINT="http://127.0.0.1:$port"
+  case "$kind" in
+  moto)
+    install_moto
+    "$MOTO_VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$logs/s3.log" 2>&1 &
+    S3_SERVER="moto $MOTO_VERSION"
+    ;;
+  s3s-fs)
+    install_s3s_fs
+    mkdir -p "$logs/s3s-fs-data"
+    "$S3S_FS_ROOT/bin/s3s-fs" --host 127.0.0.1 --port "$port" --access-key test --secret-key test \
+      "$logs/s3s-fs-data" >"$logs/s3.log" 2>&1 &
+    S3_SERVER="s3s-fs $S3S_FS_VERSION"
+    ;;
+  *)
+    echo "unknown S3 server '$kind' (moto or s3s-fs)" >&2
+    exit 2
+    ;;
+  esac
+  s3_pid=$!
   for _ in $(seq 1 60); do
-    if "$MOTO_VENV/bin/python" -c "import urllib.request; urllib.request.urlopen('$S3_ENDPOINT/', timeout=1)" 2>/dev/null; then
+    # Any HTTP answer (moto lists buckets, s3s-fs refuses an unsigned request) means it is up.
+    if python3 -c "
+import urllib.request, urllib.error
+try:
+    urllib.request.urlopen('$S3_ENDPOINT/', timeout=1)
+except urllib.error.HTTPError:
+    pass" 2>/dev/null; then
       return
     fi
-    kill -0 "$moto_pid" 2>/dev/null || break
+    kill -0 "$s3_pid" 2>/dev/null || break
     sleep 0.5
   done
   echo "the S3 server did not start; its log:" >&2
-  cat "$logs/moto.log" >&2
+  cat "$logs/s3.log" >&2
   exit 1
 }
 
 stop_s3() {
-  if [ -n "$moto_pid" ]; then
-    kill "$moto_pid" 2>/dev/null || true
-    wait "$moto_pid" 2>/dev/null || true
+  if [ -n "$s3_pid" ]; then
+    kill "$s3_pid" 2>/dev/null || true
+    wait "$s3_pid" 2>/dev/null || true
   fi
 }
 

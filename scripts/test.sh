@@ -46,7 +46,7 @@ cargo test --workspace 2>&1 | tee "$logs/sqlite.log"
 sqlite_api=$(awk '/Running tests\/api\/main\.rs/ { api = 1 }
   api && /test result: ok\. [0-9]+ passed/ { for (i = 1; i <= NF; i++) if ($i == "passed;") { print $(i - 1); exit } }' "$logs/sqlite.log")
 
-echo "==> API tests, database: PostgreSQL, blob store: S3 (moto $MOTO_VERSION at $S3_ENDPOINT)"
+echo "==> API tests, database: PostgreSQL, blob store: S3 ($S3_SERVER at $S3_ENDPOINT)"
 # `--workspace` keeps the dependencies' features as the run above resolved them, so nothing is
 # compiled again (`--test api` alone resolves them for this package only: ~45 s of rebuilding).
 FIELDPROOF_TEST_DATABASE_URL="$PG_URL_BASE/fieldproof_test" FIELDPROOF_TEST_S3_ENDPOINT="$S3_ENDPOINT" \
