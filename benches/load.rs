@@ -1143,6 +1143,18 @@ async fn bench_uploads(cfg: &Config, name: &str, backend: Backend, store: Store)
     let files: Vec<PathBuf> = (0..measured.len().min(cfg.scenes.max(1)))
         .map(write)
         .collect();
+    // The target's time comes from one photo verified again and again, its bytes warm in the
+    // caches; the server never sees a photo twice. The same on every scene once, for comparison.
+    let distinct = time_in_server(&files, files.len(), 1);
+    println!(
+        "(verification on one thread of the {} scenes, each once: {:.1} ms median wall, {} CPU per photo; not used)",
+        files.len(),
+        ms(distinct.median),
+        distinct
+            .cpu
+            .map(|c| format!("{:.1} ms", ms(c)))
+            .unwrap_or_else(|| "?".into()),
+    );
     let threads = cores();
     let alone = time_in_server(&files, measured.len(), threads);
     println!(
