@@ -618,6 +618,27 @@ impl Api {
         body["access_token"].as_str().expect("token").to_owned()
     }
 
+    /// A summary's `_sum` and `_count` on the server's `/metrics` (zeros before its first value).
+    async fn summary(&self, name: &str) -> (f64, f64) {
+        let text = match self
+            .client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+        {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        let value = |suffix: &str| {
+            let prefix = format!("{name}_{suffix} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(&prefix))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        (value("sum"), value("count"))
+    }
+
     async fn post(&self, token: &str, path: &str, body: &Value) -> (u16, Value) {
         let r = self
             .client
@@ -1020,6 +1041,12 @@ async fn bench_uploads(cfg: &Config, name: &str, backend: Backend, store: Store)
         cfg.s3_pid.and_then(cpu_secs),
         cpu_secs(std::process::id()),
     );
+    const WAIT: &str = "fieldproof_verification_wait_seconds";
+    const VERIFYING: &str = "fieldproof_verification_seconds";
+    let (wait0, verifying0) = (
+        setup.api.summary(WAIT).await,
+        setup.api.summary(VERIFYING).await,
+    );
     let postgres0 = postgres_cpu_secs();
     let load0 = loadavg();
     let threads0 = thread_cpu_secs(setup.server.pid());
@@ -1088,6 +1115,19 @@ async fn bench_uploads(cfg: &Config, name: &str, backend: Backend, store: Store)
     if let Some(hwm) = hwm {
         println!("server peak RSS (VmHWM): {hwm:.0} MiB");
     }
+    // From the server's /metrics, over the measured uploads.
+    let (wait1, verifying1) = (
+        setup.api.summary(WAIT).await,
+        setup.api.summary(VERIFYING).await,
+    );
+    let mean_ms =
+        |(s0, c0): (f64, f64), (s1, c1): (f64, f64)| (s1 - s0) * 1000.0 / (c1 - c0).max(1.0);
+    println!(
+        "per upload, mean (server's /metrics): {:.1} ms waiting for a verification thread, {:.1} ms verifying, of {:.1} ms from sending to the whole answer",
+        mean_ms(wait0, wait1),
+        mean_ms(verifying0, verifying1),
+        run.latencies.iter().map(Duration::as_secs_f64).sum::<f64>() * 1000.0 / n
+    );
     drop(setup.server);
     setup.db.drop_pg().await;
     // Verification alone, timed by the server's own binary (`fieldproof evidence time`), so

@@ -1260,3 +1260,38 @@ async fn finishing_a_resumable_upload_again_replays_the_first_answer() {
         "the deal view carries the booked visit"
     );
 }
+
+/// How many files `/metrics` says were verified (`*_count` of a summary), 0 before the first.
+async fn metric_count(app: &TestApp, name: &str) -> u64 {
+    let text = app.metrics_text().await;
+    let prefix = format!("{name}_count ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map(|n| n.trim().parse().expect("a count"))
+        .unwrap_or(0)
+}
+
+/// Operators see on `/metrics` how long photos wait for a verification thread and how long
+/// verifying takes: growing waits mean uploads arrive faster than the cores verify them.
+#[tokio::test]
+async fn verification_waits_and_times_are_on_metrics() {
+    use fieldproof::services::evidence::verifier::{RUN_METRIC, WAIT_METRIC};
+    let app = spawn_app().await;
+    let s = deal_at_site_survey(&app, "Metrics Co").await;
+    // The recorder is the process's: other tests' uploads count too, so only growth is known.
+    let (waits, runs) = (
+        metric_count(&app, WAIT_METRIC).await,
+        metric_count(&app, RUN_METRIC).await,
+    );
+    let sent = upload(
+        &app,
+        &s.rep,
+        &s.deal,
+        "site_survey",
+        form(&uuid(), &["nameplate"], photo(13, SITE.0, SITE.1, 10)),
+    )
+    .await;
+    assert_eq!(sent.status(), 201);
+    assert!(metric_count(&app, WAIT_METRIC).await > waits);
+    assert!(metric_count(&app, RUN_METRIC).await > runs);
+}

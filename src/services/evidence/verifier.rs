@@ -14,8 +14,15 @@
 
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
 type Job = Box<dyn FnOnce() + Send>;
+
+/// On `/metrics`: how long a file waited for a verification thread. Waits that grow mean the
+/// uploads arrive faster than the cores verify them: time for another instance.
+pub const WAIT_METRIC: &str = "fieldproof_verification_wait_seconds";
+/// On `/metrics`: how long verifying a file took on its thread.
+pub const RUN_METRIC: &str = "fieldproof_verification_seconds";
 
 /// A fixed set of verification threads fed by one queue. Cheap to clone; clones share the
 /// threads, which end when the last clone is dropped.
@@ -55,12 +62,17 @@ impl Verifier {
         F: FnOnce() -> T + Send + 'static,
     {
         let (done, result) = tokio::sync::oneshot::channel();
+        let queued = Instant::now();
         self.jobs
             .send(Box::new(move || {
                 // A requester that went away while this waited (a phone on 4G giving up and
                 // retrying) costs no verification; one that goes during it gets no answer.
                 if !done.is_closed() {
-                    let _ = done.send(f());
+                    let started = Instant::now();
+                    metrics::histogram!(WAIT_METRIC).record((started - queued).as_secs_f64());
+                    let answer = f();
+                    metrics::histogram!(RUN_METRIC).record(started.elapsed().as_secs_f64());
+                    let _ = done.send(answer);
                 }
             }))
             .map_err(|_| anyhow::anyhow!("the verification threads have stopped"))?;
