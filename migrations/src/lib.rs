@@ -31,6 +31,7 @@ mod m20261127_000025_open_deal_counts;
 mod m20261127_000026_packed_decision_records;
 mod m20261206_000027_deal_peak_value;
 mod m20261206_000028_webhook_pause;
+mod m20261206_000029_phash_quarter_bands;
 mod util;
 
 pub struct Migrator;
@@ -67,6 +68,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000026_packed_decision_records::Migration),
             Box::new(m20261206_000027_deal_peak_value::Migration),
             Box::new(m20261206_000028_webhook_pause::Migration),
+            Box::new(m20261206_000029_phash_quarter_bands::Migration),
         ]
     }
 }

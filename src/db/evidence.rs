@@ -7,10 +7,12 @@
 //! are found when they also share a band, which most do.
 
 use super::entities::{evidence, evidence_band, upload_lease};
+use fieldproof_domain::evidence::PerceptualHash;
+use fieldproof_domain::evidence::phash::{band_neighbours, band_radius};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set, Statement, TryIntoModel,
+    QueryFilter, QueryOrder, QuerySelect, Set, Statement, TryIntoModel,
 };
 use time::OffsetDateTime;
 
@@ -19,13 +21,15 @@ pub const REVIEW_PENDING: &str = "pending";
 pub const REVIEW_APPROVED: &str = "approved";
 pub const REVIEW_REJECTED: &str = "rejected";
 
-pub fn bands(phash: u64) -> [i32; 8] {
-    let mut out = [0; 8];
-    for (i, band) in out.iter_mut().enumerate() {
-        *band = ((phash >> (i * 8)) & 0xFF) as i32;
-    }
-    out
-}
+/// The widest band radius searched: 697 values a band (a near-duplicate distance up to 15 is
+/// found exactly; a policy allowing more finds the hashes with a quarter within 3 bits).
+const MAX_BAND_RADIUS: u32 = 3;
+/// At most this many index entries are read per near-duplicate search. Uniform hashes put ~8,400
+/// entries in the default search at a million photos; only a pile of near-identical hashes (a
+/// thousand photos of one blank wall) comes to this, and then it has near duplicates to show.
+const NEAR_SCAN_LIMIT: u64 = 50_000;
+/// The nearest hashes whose evidence rows are read.
+const NEAR_KEEP: usize = 50;
 
 pub async fn find_by_capture<C: ConnectionTrait>(
     db: &C,
@@ -55,14 +59,19 @@ pub async fn insert<C: ConnectionTrait>(
         .exec_without_returning(db)
         .await?;
     if let Some(phash) = phash {
-        evidence_band::Entity::insert_many(bands(phash).into_iter().enumerate().map(
-            |(band, value)| evidence_band::ActiveModel {
-                evidence_id: Set(model.id.clone()),
-                org_id: Set(model.org_id.clone()),
-                band: Set(band as i32),
-                value: Set(value),
-            },
-        ))
+        evidence_band::Entity::insert_many(
+            PerceptualHash(phash)
+                .bands()
+                .into_iter()
+                .enumerate()
+                .map(|(band, value)| evidence_band::ActiveModel {
+                    evidence_id: Set(model.id.clone()),
+                    org_id: Set(model.org_id.clone()),
+                    band: Set(band as i32),
+                    value: Set(i32::from(value)),
+                    phash: Set(phash as i64),
+                }),
+        )
         .exec_without_returning(db)
         .await?;
     }
@@ -98,6 +107,18 @@ pub async fn same_bytes<C: ConnectionTrait>(
     sha256: &str,
     capture_id: &str,
 ) -> Result<Vec<PriorRow>, DbErr> {
+    same_bytes_query(org_id, sha256, capture_id)
+        .into_tuple()
+        .all(db)
+        .await
+}
+
+/// The statement of [`same_bytes`].
+pub fn same_bytes_query(
+    org_id: &str,
+    sha256: &str,
+    capture_id: &str,
+) -> sea_orm::Select<evidence::Entity> {
     evidence::Entity::find()
         .select_only()
         .columns([
@@ -109,47 +130,81 @@ pub async fn same_bytes<C: ConnectionTrait>(
         .filter(evidence::Column::Sha256.eq(sha256))
         .filter(evidence::Column::CaptureId.ne(capture_id))
         .limit(20)
-        .into_tuple()
-        .all(db)
-        .await
 }
 
-/// Evidence of the org sharing a perceptual-hash band with `phash` (candidates, not verdicts):
-/// one statement, the bands' index giving the ids and the primary key the rows.
+/// The index search of [`near_candidates`]: the band entries (evidence id, whole hash) of the
+/// org whose quarter is within the radius of the same quarter of `phash`.
+pub fn near_band_query(
+    org_id: &str,
+    phash: u64,
+    max_distance: u32,
+) -> sea_orm::Select<evidence_band::Entity> {
+    let radius = band_radius(max_distance).min(MAX_BAND_RADIUS);
+    let mut any_band = Condition::any();
+    for (band, value) in PerceptualHash(phash).bands().into_iter().enumerate() {
+        any_band = any_band.add(
+            Condition::all()
+                .add(evidence_band::Column::Band.eq(band as i32))
+                .add(
+                    evidence_band::Column::Value
+                        .is_in(band_neighbours(value, radius).into_iter().map(i32::from)),
+                ),
+        );
+    }
+    evidence_band::Entity::find()
+        .select_only()
+        .columns([
+            evidence_band::Column::EvidenceId,
+            evidence_band::Column::Phash,
+        ])
+        .filter(evidence_band::Column::OrgId.eq(org_id))
+        .filter(any_band)
+        .limit(NEAR_SCAN_LIMIT)
+}
+
+/// Evidence of the org whose perceptual hash is within `max_distance` bits of `phash`, nearest
+/// first (at most 50): the distances come from the band index alone (multi-index hashing, see
+/// `PerceptualHash::bands`), and only the evidence rows of the hashes that are near are read.
 pub async fn near_candidates<C: ConnectionTrait>(
     db: &C,
     org_id: &str,
     phash: u64,
     capture_id: &str,
+    max_distance: u32,
 ) -> Result<Vec<PriorRow>, DbErr> {
-    let mut any_band = Condition::any();
-    for (band, value) in bands(phash).into_iter().enumerate() {
-        any_band = any_band.add(
-            Condition::all()
-                .add(evidence_band::Column::Band.eq(band as i32))
-                .add(evidence_band::Column::Value.eq(value)),
-        );
+    let entries: Vec<(String, i64)> = near_band_query(org_id, phash, max_distance)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut near: Vec<(u32, String)> = entries
+        .into_iter()
+        .filter_map(|(id, other)| {
+            let distance = (other as u64 ^ phash).count_ones();
+            (distance <= max_distance).then_some((distance, id))
+        })
+        .collect();
+    // An id found through two bands has the same distance both times: neighbours once sorted.
+    near.sort_unstable();
+    near.dedup();
+    near.truncate(NEAR_KEEP);
+    if near.is_empty() {
+        return Ok(Vec::new());
     }
-    let ids = evidence_band::Entity::find()
-        .select_only()
-        .column(evidence_band::Column::EvidenceId)
-        .filter(evidence_band::Column::OrgId.eq(org_id))
-        .filter(any_band)
-        .distinct()
-        .limit(2000)
-        .into_query();
-    evidence::Entity::find()
+    let mut rows: Vec<PriorRow> = evidence::Entity::find()
         .select_only()
         .columns([
             evidence::Column::Id,
             evidence::Column::Sha256,
             evidence::Column::Phash,
         ])
-        .filter(evidence::Column::Id.in_subquery(ids))
+        .filter(evidence::Column::Id.is_in(near.iter().map(|(_, id)| id.clone())))
         .filter(evidence::Column::CaptureId.ne(capture_id))
         .into_tuple()
         .all(db)
-        .await
+        .await?;
+    let rank = |id: &str| near.iter().position(|(_, n)| n == id);
+    rows.sort_by_key(|(id, _, _)| rank(id));
+    Ok(rows)
 }
 
 /// The uploader's captures within `window` of `at` that have a time and a place.
@@ -160,6 +215,19 @@ pub async fn captures_around<C: ConnectionTrait>(
     window: time::Duration,
     capture_id: &str,
 ) -> Result<Vec<CaptureRow>, DbErr> {
+    captures_around_query(uploader_id, at, window, capture_id)
+        .into_tuple()
+        .all(db)
+        .await
+}
+
+/// The statement of [`captures_around`].
+pub fn captures_around_query(
+    uploader_id: &str,
+    at: OffsetDateTime,
+    window: time::Duration,
+    capture_id: &str,
+) -> sea_orm::Select<evidence::Entity> {
     evidence::Entity::find()
         .select_only()
         .columns([
@@ -174,9 +242,6 @@ pub async fn captures_around<C: ConnectionTrait>(
         .filter(evidence::Column::CaptureLat.is_not_null())
         .filter(evidence::Column::CaptureId.ne(capture_id))
         .limit(200)
-        .into_tuple()
-        .all(db)
-        .await
 }
 
 /// Filters of the review queue.

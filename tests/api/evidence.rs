@@ -1,7 +1,9 @@
 //! Evidence intake end to end: real generated phone photos (EXIF time and GPS) uploaded over
 //! HTTP, verified, stored in the blob store under test, and moving the deal's node.
 
-use crate::helpers::{TestApp, error_body, spawn_app, spawn_app_with, spawn_app_with_blobs};
+use crate::helpers::{
+    TestApp, error_body, query_plan, spawn_app, spawn_app_with, spawn_app_with_blobs, steps_back_to,
+};
 use crate::photos::{ExifSpec, jpeg, scene, with_exif};
 use base64::Engine;
 use ed25519_dalek::Signer;
@@ -1294,4 +1296,229 @@ async fn verification_waits_and_times_are_on_metrics() {
     assert_eq!(sent.status(), 201);
     assert!(metric_count(&app, WAIT_METRIC).await > waits);
     assert!(metric_count(&app, RUN_METRIC).await > runs);
+}
+
+/// The stored evidence's id, org and perceptual hash (the only row).
+async fn stored_phash(app: &TestApp) -> (String, String, u64) {
+    let backend = app.db.get_database_backend();
+    let row = app
+        .db
+        .query_one_raw(Statement::from_string(
+            backend,
+            "SELECT id, org_id, phash FROM evidence",
+        ))
+        .await
+        .unwrap()
+        .expect("one evidence row");
+    let hex: String = row.try_get("", "phash").unwrap();
+    (
+        row.try_get("", "id").unwrap(),
+        row.try_get("", "org_id").unwrap(),
+        u64::from_str_radix(&hex, 16).unwrap(),
+    )
+}
+
+/// Every stored hash within the near-duplicate distance is found through the band index,
+/// wherever its differing bits fall: here 10 bits, at least one in every byte (with the byte
+/// bands before, no band matched and the photo passed as new).
+#[tokio::test]
+async fn a_hash_ten_bits_away_is_found_wherever_its_bits_differ() {
+    use fieldproof::db::evidence::near_candidates;
+    let app = spawn_app().await;
+    let s = deal_at_site_survey(&app, "Bands Co").await;
+    let sent = upload(
+        &app,
+        &s.rep,
+        &s.deal,
+        "site_survey",
+        form(&uuid(), &["nameplate"], photo(14, SITE.0, SITE.1, 10)),
+    )
+    .await;
+    assert_eq!(sent.status(), 201);
+    let (id, org, stored) = stored_phash(&app).await;
+    let ids = |rows: Vec<(String, String, Option<String>)>| {
+        rows.into_iter().map(|r| r.0).collect::<Vec<_>>()
+    };
+    let one_per_byte: u64 = (0..8).map(|b| 1u64 << (b * 8)).sum::<u64>() | 1 << 9 | 1 << 17;
+    assert_eq!(one_per_byte.count_ones(), 10);
+    let near = near_candidates(&app.db, &org, stored ^ one_per_byte, "other", 10)
+        .await
+        .unwrap();
+    assert_eq!(ids(near), vec![id.clone()]);
+    // 12 bits, three in every quarter: beyond 10, so no candidate; within a policy's 12.
+    let three_per_quarter: u64 = (0..4).map(|q| 0b111u64 << (q * 16 + 4)).sum();
+    let beyond = near_candidates(&app.db, &org, stored ^ three_per_quarter, "other", 10)
+        .await
+        .unwrap();
+    assert!(beyond.is_empty(), "{beyond:?}");
+    let wider = near_candidates(&app.db, &org, stored ^ three_per_quarter, "other", 12)
+        .await
+        .unwrap();
+    assert_eq!(ids(wider), vec![id.clone()]);
+    // The capture itself is never its own duplicate.
+    let capture: String = {
+        let backend = app.db.get_database_backend();
+        app.db
+            .query_one_raw(Statement::from_string(
+                backend,
+                "SELECT capture_id FROM evidence",
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get("", "capture_id")
+            .unwrap()
+    };
+    let own = near_candidates(&app.db, &org, stored, &capture, 10)
+        .await
+        .unwrap();
+    assert!(own.is_empty());
+}
+
+/// The history checks read through their indexes on both databases: exact duplicates by the
+/// org's SHA-256, near ones by the band index (covering: ids and hashes from the index alone),
+/// travel by the uploader's capture times.
+#[tokio::test]
+async fn the_history_checks_read_through_their_indexes() {
+    use fieldproof::db::entities::{evidence, node_run};
+    use fieldproof::db::evidence::{captures_around_query, near_band_query, same_bytes_query};
+    use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+    let app = spawn_app().await;
+    // An org's worth of evidence for the planners' statistics (on empty tables PostgreSQL
+    // picks among the indexes that start with org_id by a tie).
+    let s = deal_at_site_survey(&app, "Plans Co").await;
+    let run = node_run::Entity::find()
+        .filter(node_run::Column::DealId.eq(s.deal.clone()))
+        .one(&app.db)
+        .await
+        .unwrap()
+        .expect("the deal's run");
+    let (rep, org) = {
+        let caller = app.caller("rep_a").await;
+        (caller.user_id, caller.org_id)
+    };
+    let now = OffsetDateTime::now_utc();
+    let rows = (0..400).map(|i: i64| evidence::ActiveModel {
+        id: Set(format!("plan-{i:04}")),
+        org_id: Set(org.clone()),
+        deal_id: Set(s.deal.clone()),
+        node_run_id: Set(run.id.clone()),
+        node_key: Set("site_survey".into()),
+        uploader_id: Set(rep.clone()),
+        team_id: Set(run.team_id.clone()),
+        device_id: Set(None),
+        capture_id: Set(format!("plan-capture-{i:04}")),
+        kind: Set("photo".into()),
+        format: Set("jpeg".into()),
+        sha256: Set(format!("{i:064x}")),
+        size_bytes: Set(1),
+        phash: Set(Some(format!("{i:016x}"))),
+        blob_key: Set(format!("originals/00/{i:064x}")),
+        thumb_key: Set(None),
+        tags: Set(json!([])),
+        facts: Set(json!({})),
+        manifest: Set(None),
+        checks: Set(json!([])),
+        verdict: Set("passed".into()),
+        findings: Set(",,".into()),
+        rule_set_version: Set("plan".into()),
+        captured_at: Set(Some(now - time::Duration::hours(i))),
+        capture_lat: Set(Some(SITE.0)),
+        capture_lon: Set(Some(SITE.1)),
+        received_at: Set(now),
+        review_state: Set("none".into()),
+        reviewed_by: Set(None),
+        review_reason: Set(None),
+        reviewed_at: Set(None),
+        response: Set(Value::Null),
+    });
+    evidence::Entity::insert_many(rows)
+        .exec_without_returning(&app.db)
+        .await
+        .unwrap();
+    app.db.execute_unprepared("ANALYZE").await.unwrap();
+    let near = query_plan(&app, near_band_query(&org, 0x0123_4567_89ab_cdef, 10)).await;
+    assert!(near.contains("evidence_bands_lookup_idx"), "{near}");
+    if app.db.get_database_backend() == sea_orm::DbBackend::Sqlite {
+        assert!(near.contains("COVERING INDEX"), "{near}");
+    }
+    let same = query_plan(
+        &app,
+        same_bytes_query(&org, &format!("{:064x}", 7), "capture"),
+    )
+    .await;
+    assert!(same.contains("evidence_sha_idx"), "{same}");
+    let travel = query_plan(
+        &app,
+        captures_around_query(
+            &rep,
+            now - time::Duration::hours(100),
+            time::Duration::hours(12),
+            "capture",
+        ),
+    )
+    .await;
+    assert!(travel.contains("evidence_uploader_time_idx"), "{travel}");
+}
+
+/// Migration 000029 rebuilds the band index from the stored hashes both ways: down to the
+/// eight byte bands it replaced, up again to four quarters carrying the whole hash.
+#[tokio::test]
+async fn the_band_index_is_rebuilt_from_the_stored_hashes_both_ways() {
+    use fieldproof_migrations::{Migrator, MigratorTrait};
+    let app = spawn_app().await;
+    let s = deal_at_site_survey(&app, "Rebuild Co").await;
+    let sent = upload(
+        &app,
+        &s.rep,
+        &s.deal,
+        "site_survey",
+        form(&uuid(), &["nameplate"], photo(15, SITE.0, SITE.1, 10)),
+    )
+    .await;
+    assert_eq!(sent.status(), 201);
+    let (id, _, stored) = stored_phash(&app).await;
+    let backend = app.db.get_database_backend();
+    let bands = || async {
+        app.db
+            .query_all_raw(Statement::from_string(
+                backend,
+                format!("SELECT band, value FROM evidence_bands WHERE evidence_id = '{id}' ORDER BY band"),
+            ))
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.try_get::<i32>("", "band").unwrap(), r.try_get::<i32>("", "value").unwrap()))
+            .collect::<Vec<_>>()
+    };
+    let quarters: Vec<(i32, i32)> = (0..4)
+        .map(|q| (q, ((stored >> (16 * q)) & 0xFFFF) as i32))
+        .collect();
+    assert_eq!(bands().await, quarters);
+
+    Migrator::down(
+        &app.db,
+        Some(steps_back_to("m20261206_000029_phash_quarter_bands")),
+    )
+    .await
+    .unwrap();
+    let bytes: Vec<(i32, i32)> = (0..8)
+        .map(|b| (b, ((stored >> (8 * b)) & 0xFF) as i32))
+        .collect();
+    assert_eq!(bands().await, bytes);
+
+    Migrator::up(&app.db, None).await.unwrap();
+    assert_eq!(bands().await, quarters);
+    let whole = app
+        .db
+        .query_one_raw(Statement::from_string(
+            backend,
+            format!("SELECT phash FROM evidence_bands WHERE evidence_id = '{id}' AND band = 0"),
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "phash")
+        .unwrap();
+    assert_eq!(whole as u64, stored);
 }

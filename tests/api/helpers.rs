@@ -542,3 +542,59 @@ impl fieldproof::storage::BlobStore for Held {
         self.inner.kind()
     }
 }
+
+/// The plan the app's database makes for `query` (SQLite's `EXPLAIN QUERY PLAN` details or
+/// PostgreSQL's `EXPLAIN` lines). The test tables are tiny, so PostgreSQL is told to avoid
+/// sequential scans (inside a transaction rolled back): the plan shows whether an index *can*
+/// serve the query.
+pub(crate) async fn query_plan<E: sea_orm::EntityTrait>(
+    app: &TestApp,
+    query: sea_orm::Select<E>,
+) -> String {
+    use sea_orm::QueryTrait;
+    statement_plan(app, query.into_query()).await
+}
+
+/// [`query_plan`] of a statement built without an entity.
+pub(crate) async fn statement_plan(
+    app: &TestApp,
+    query: sea_orm::sea_query::SelectStatement,
+) -> String {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement, StatementBuilder, TransactionTrait};
+    let backend = app.db.get_database_backend();
+    let query = StatementBuilder::build(&query, &backend);
+    let txn = app.db.begin().await.unwrap();
+    if backend == DbBackend::Postgres {
+        txn.execute_unprepared("SET LOCAL enable_seqscan = off")
+            .await
+            .unwrap();
+    }
+    let (prefix, column) = match backend {
+        DbBackend::Sqlite => ("EXPLAIN QUERY PLAN ", "detail"),
+        _ => ("EXPLAIN ", "QUERY PLAN"),
+    };
+    let rows = txn
+        .query_all_raw(Statement::from_sql_and_values(
+            backend,
+            format!("{prefix}{}", query.sql),
+            query.values.map(|v| v.0).unwrap_or_default(),
+        ))
+        .await
+        .unwrap();
+    txn.rollback().await.unwrap();
+    rows.iter()
+        .map(|r| r.try_get::<String>("", column).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// How many migrations `down` must undo to undo `name` (and every later one).
+pub(crate) fn steps_back_to(name: &str) -> u32 {
+    use fieldproof_migrations::{Migrator, MigratorTrait};
+    let all = Migrator::migrations();
+    let at = all
+        .iter()
+        .position(|m| m.name() == name)
+        .unwrap_or_else(|| panic!("no migration {name}"));
+    u32::try_from(all.len() - at).unwrap()
+}

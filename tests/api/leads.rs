@@ -3,7 +3,9 @@
 //! across instances, claims, CSV import (GB18030 with Chinese headers and bad rows), the public
 //! capture endpoint, what-if replay, health figures and concurrent intake on two instances.
 
-use crate::helpers::{TestApp, error_body, spawn_app_with};
+use crate::helpers::{
+    TestApp, error_body, query_plan, spawn_app_with, statement_plan, steps_back_to,
+};
 use fieldproof::services::leads::{self, protection};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -1729,17 +1731,6 @@ async fn the_first_team_migration_fills_in_leads_stored_before_it() {
     );
 }
 
-/// How many migrations `down` must undo to undo `name` (and every later one).
-fn steps_back_to(name: &str) -> u32 {
-    use fieldproof_migrations::{Migrator, MigratorTrait};
-    let all = Migrator::migrations();
-    let at = all
-        .iter()
-        .position(|m| m.name() == name)
-        .unwrap_or_else(|| panic!("no migration {name}"));
-    u32::try_from(all.len() - at).unwrap()
-}
-
 /// On PostgreSQL the capture limit is counted in the database: two instances behind a load
 /// balancer share it (each kept its own window before, letting a client through twice the
 /// limit). On SQLite — one `serve` process per file — it is counted in memory: a counted request,
@@ -2006,45 +1997,6 @@ async fn rep_loads_and_last_assignment_times_read_back_exactly() {
         Some(2),
         "{reps:?}"
     );
-}
-
-/// The plan the app's database makes for `query` (SQLite's `EXPLAIN QUERY PLAN` details or
-/// PostgreSQL's `EXPLAIN` lines). The test tables are tiny, so PostgreSQL is told to avoid
-/// sequential scans (inside a transaction rolled back): the plan shows whether an index *can*
-/// serve the query.
-async fn query_plan<E: sea_orm::EntityTrait>(app: &TestApp, query: sea_orm::Select<E>) -> String {
-    use sea_orm::QueryTrait;
-    statement_plan(app, query.into_query()).await
-}
-
-/// [`query_plan`] of a statement built without an entity.
-async fn statement_plan(app: &TestApp, query: sea_orm::sea_query::SelectStatement) -> String {
-    use sea_orm::{ConnectionTrait, DbBackend, Statement, StatementBuilder, TransactionTrait};
-    let backend = app.db.get_database_backend();
-    let query = StatementBuilder::build(&query, &backend);
-    let txn = app.db.begin().await.unwrap();
-    if backend == DbBackend::Postgres {
-        txn.execute_unprepared("SET LOCAL enable_seqscan = off")
-            .await
-            .unwrap();
-    }
-    let (prefix, column) = match backend {
-        DbBackend::Sqlite => ("EXPLAIN QUERY PLAN ", "detail"),
-        _ => ("EXPLAIN ", "QUERY PLAN"),
-    };
-    let rows = txn
-        .query_all_raw(Statement::from_sql_and_values(
-            backend,
-            format!("{prefix}{}", query.sql),
-            query.values.map(|v| v.0).unwrap_or_default(),
-        ))
-        .await
-        .unwrap();
-    txn.rollback().await.unwrap();
-    rows.iter()
-        .map(|r| r.try_get::<String>("", column).unwrap())
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// The names of the indexes on `tables`, sorted.

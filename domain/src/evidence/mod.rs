@@ -16,7 +16,7 @@ pub mod history;
 pub mod inspect;
 pub mod manifest;
 pub mod messages;
-mod phash;
+pub mod phash;
 pub mod pixels;
 pub mod policy;
 pub mod verdict;

@@ -49,6 +49,45 @@ impl PerceptualHash {
     }
 }
 
+/// How many bands a hash is split into for an indexed near-duplicate search (multi-index
+/// hashing): four 16-bit quarters. Hashes that differ in at most `k` bits have a quarter that
+/// differs in at most `k / 4` (four quarters cannot each hold more than a quarter of the
+/// differences), so looking up, in every quarter, each value within `k / 4` bits of the hash's
+/// own finds every stored hash within `k`, and no lookup is wider than it must be.
+pub const BANDS: usize = 4;
+
+impl PerceptualHash {
+    /// The four 16-bit quarters, lowest bits first.
+    pub fn bands(self) -> [u16; BANDS] {
+        std::array::from_fn(|i| (self.0 >> (16 * i)) as u16)
+    }
+}
+
+/// The radius to search each band within so that every hash within `max_distance` is found.
+pub fn band_radius(max_distance: u32) -> u32 {
+    max_distance / BANDS as u32
+}
+
+/// Every 16-bit value within `radius` differing bits of `value`, `value` itself first: 1, 17,
+/// 137, 697 values for radius 0 to 3.
+pub fn band_neighbours(value: u16, radius: u32) -> Vec<u16> {
+    let mut out = vec![value];
+    // Each step flips one more bit, above the last one flipped, so every set comes once.
+    let mut frontier = vec![(value, 0u32)];
+    for _ in 0..radius.min(16) {
+        let mut next = Vec::new();
+        for (v, from) in frontier {
+            for bit in from..16 {
+                let w = v ^ (1 << bit);
+                out.push(w);
+                next.push((w, bit + 1));
+            }
+        }
+        frontier = next;
+    }
+    out
+}
+
 fn cos_table<const N: usize>() -> [[f64; N]; 8] {
     let mut t = [[0.0; N]; 8];
     for (u, row) in t.iter_mut().enumerate() {
@@ -83,5 +122,48 @@ impl<'de> Deserialize<'de> for PerceptualHash {
         u64::from_str_radix(&s, 16)
             .map(PerceptualHash)
             .map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod band_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn neighbourhoods_hold_each_value_within_the_radius_once() {
+        for (radius, size) in [(0, 1), (1, 17), (2, 137), (3, 697)] {
+            let mut values = band_neighbours(0xBEEF, radius);
+            assert_eq!(values.len(), size);
+            assert_eq!(values[0], 0xBEEF);
+            assert!(values.iter().all(|v| (v ^ 0xBEEF).count_ones() <= radius));
+            values.sort_unstable();
+            values.dedup();
+            assert_eq!(values.len(), size);
+        }
+        assert_eq!(
+            PerceptualHash(0x0123_4567_89ab_cdef).bands(),
+            [0xcdef, 0x89ab, 0x4567, 0x0123]
+        );
+    }
+
+    proptest! {
+        /// The pigeonhole the index search stands on: a hash within `k` bits of another has a
+        /// band within `k / 4` bits of the other's same band.
+        #[test]
+        fn every_hash_within_the_distance_has_a_band_in_a_neighbourhood(
+            a: u64,
+            flips in proptest::collection::btree_set(0u32..64, 0..=15usize),
+        ) {
+            let b = flips.iter().fold(a, |h, bit| h ^ (1u64 << bit));
+            let (a, b) = (PerceptualHash(a), PerceptualHash(b));
+            let radius = band_radius(flips.len() as u32);
+            prop_assert!(
+                a.bands()
+                    .iter()
+                    .zip(b.bands())
+                    .any(|(mine, theirs)| band_neighbours(*mine, radius).contains(&theirs))
+            );
+        }
     }
 }

@@ -10,7 +10,10 @@ pub struct Model {
     pub org_id: String,
     #[sea_orm(primary_key, auto_increment = false)]
     pub band: i32,
+    /// A 16-bit quarter of the perceptual hash (`PerceptualHash::bands`).
     pub value: i32,
+    /// The whole perceptual hash's bits, as a signed 64-bit integer.
+    pub phash: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

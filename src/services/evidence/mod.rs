@@ -306,7 +306,7 @@ async fn history(
     caller: &Caller,
     sha256: &str,
     capture_id: &str,
-    phash: Option<u64>,
+    (phash, max_distance): (Option<u64>, u32),
     at: Option<OffsetDateTime>,
 ) -> ApiResult<History> {
     let mut evidence: Vec<PriorEvidence> =
@@ -316,7 +316,9 @@ async fn history(
             .filter_map(prior)
             .collect();
     if let Some(phash) = phash {
-        for row in repo::near_candidates(&state.db, &caller.org_id, phash, capture_id).await? {
+        for row in repo::near_candidates(&state.db, &caller.org_id, phash, capture_id, max_distance)
+            .await?
+        {
             if let Some(p) = prior(&row)
                 && !evidence.iter().any(|e| e.id == p.id)
             {
@@ -448,7 +450,15 @@ pub async fn ingest(
                 _ => None,
             };
             let provisional_at = exif_at.or(manifest_fix.as_ref().and_then(|m| m.captured_at));
-            let history = history(state, caller, &sha, &capture_id, phash, provisional_at).await?;
+            let history = history(
+                state,
+                caller,
+                &sha,
+                &capture_id,
+                (phash, policy.near_duplicate_max_distance),
+                provisional_at,
+            )
+            .await?;
             let verdict = evaluate(
                 &facts,
                 &pixels.state,
