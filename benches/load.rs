@@ -15,12 +15,16 @@
 //!   `GET /api/v1/reports/heatmap`, with the totals checked against the seeded data.
 //! - `leads-sqlite`, `leads-pg`: bursts of 200 concurrent lead intakes with 1,000 reps, 50 rule
 //!   layers and 1M existing leads → intake-to-assigned p50/p99 (`load/leads.rs`).
+//! - `history-sqlite`, `history-pg`: the evidence checks' history lookups (near duplicates, same
+//!   bytes, a rep's captures) in an org of 1M photos → p50/p99 (`load/history.rs`).
 //!
 //! Sizes come from `FIELDPROOF_BENCH_*` variables (see `Config::from_env`).
 
 #[path = "../domain/tests/support/mod.rs"]
 mod photos;
 
+#[path = "load/history.rs"]
+mod history;
 #[path = "load/leads.rs"]
 mod leads;
 
@@ -1896,7 +1900,7 @@ async fn main() {
         bucket: format!("fp-bench-{}", uuid::Uuid::new_v4().simple()),
     });
     let mut skipped = Vec::new();
-    let scenarios: [(&str, bool); 10] = [
+    let scenarios: [(&str, bool); 12] = [
         ("uploads-sqlite-fs", true),
         ("uploads-pg-s3", cfg.pg.is_some() && s3.is_some()),
         ("rss-sqlite-fs", true),
@@ -1906,6 +1910,8 @@ async fn main() {
         ("heatmap-sqlite", true),
         ("leads-sqlite", true),
         ("leads-pg", cfg.pg.is_some()),
+        ("history-sqlite", true),
+        ("history-pg", cfg.pg.is_some()),
         ("", false),
     ];
     for (name, available) in scenarios {
@@ -1929,6 +1935,8 @@ async fn main() {
             "heatmap-sqlite" => bench_heatmap(&cfg, name, Backend::Sqlite).await,
             "leads-sqlite" => leads::bench_leads(&cfg, name, Backend::Sqlite).await,
             "leads-pg" => leads::bench_leads(&cfg, name, Backend::Postgres).await,
+            "history-sqlite" => history::bench_history(&cfg, name, Backend::Sqlite).await,
+            "history-pg" => history::bench_history(&cfg, name, Backend::Postgres).await,
             _ => unreachable!(),
         }
         println!("({name} took {:.0} s)", started.elapsed().as_secs_f64());

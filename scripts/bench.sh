@@ -10,7 +10,7 @@
 # built from crates.io into the target folder the first time, ~1.5 min; lighter on the shared cores).
 # Sizes: FIELDPROOF_BENCH_UPLOADS (96), _CONCURRENCY (8), _SCENES (16), _RSS_UPLOADS (64),
 # _DEALS (100000), _ADVANCES (3000), _ADVANCE_CONCURRENCY (16), _HEATMAP_REPS (200),
-# _HEATMAP_CALLS (40), _LEADS (1000000), _LEAD_BURST (200), _LEAD_ROUNDS (5), _LEAD_DEALS (20000). Not part of
+# _HEATMAP_CALLS (40), _LEADS (1000000), _LEAD_BURST (200), _LEAD_ROUNDS (5), _LEAD_DEALS (20000), _EVIDENCE (1000000). Not part of
 # scripts/test.sh: CI stays fast.
 set -euo pipefail
 cd "$(dirname "$0")/.."
