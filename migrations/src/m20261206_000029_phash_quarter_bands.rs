@@ -37,6 +37,12 @@ const PAGE: u64 = 500;
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
+    /// In one transaction on SQLite too (sea-orm-migration makes one only on PostgreSQL): a
+    /// process stopped between the drop and the rebuild leaves the table as it was.
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
             .drop_table(Table::drop().table(EvidenceBands::Table).to_owned())

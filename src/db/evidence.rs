@@ -10,7 +10,7 @@
 use super::entities::{evidence, evidence_band, upload_lease};
 use fieldproof_domain::evidence::PerceptualHash;
 use fieldproof_domain::evidence::phash::{band_neighbours, band_radius};
-use sea_orm::sea_query::{Alias, Asterisk, Expr, Query, SelectStatement, UnionType};
+use sea_orm::sea_query::{Expr, SelectStatement, UnionType};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, QueryTrait, Set, Statement, TryIntoModel,
@@ -25,10 +25,6 @@ pub const REVIEW_REJECTED: &str = "rejected";
 /// The widest band radius searched: 697 values a band (a near-duplicate distance up to 15 is
 /// found exactly; a policy allowing more finds the hashes with a quarter within 3 bits).
 const MAX_BAND_RADIUS: u32 = 3;
-/// At most this many index entries are read per near-duplicate search. Uniform hashes put ~8,400
-/// entries in the default search at a million photos; only a pile of near-identical hashes (a
-/// thousand photos of one blank wall) comes to this, and then it has near duplicates to show.
-const NEAR_SCAN_LIMIT: u64 = 50_000;
 /// The nearest hashes whose evidence rows are read.
 const NEAR_KEEP: usize = 50;
 
@@ -95,7 +91,7 @@ pub async fn set_response<C: ConnectionTrait>(
 
 /// What the duplicate checks read of an earlier piece of evidence: id, SHA-256 (hex) and
 /// perceptual hash (hex). Only these columns: a whole row carries its facts, checks and stored
-/// response (kilobytes of JSON to decode), and a band lookup may return hundreds of rows.
+/// response (kilobytes of JSON to decode).
 pub type PriorRow = (String, String, Option<String>);
 
 /// What the travel check reads of an earlier capture: id, time, latitude, longitude.
@@ -137,6 +133,10 @@ pub fn same_bytes_query(
 /// org whose quarter is within the radius of the same quarter of `phash`. One arm per band,
 /// joined by `UNION ALL`, so that each is a read of the index alone (PostgreSQL turned the four
 /// as one `OR` into a bitmap scan reading every entry's table row: 26 ms at a million photos).
+/// Not capped: every entry is read, or a hash near only in a later quarter could go unseen.
+/// Uniform hashes give ~548 × N ÷ 65,536 entries for the default distance (~8,400 at a million
+/// photos); hashes that cluster in a quarter give more, and the search takes longer, not less
+/// care.
 pub fn near_band_query(org_id: &str, phash: u64, max_distance: u32) -> SelectStatement {
     let radius = band_radius(max_distance).min(MAX_BAND_RADIUS);
     let [first, rest @ ..] = PerceptualHash(phash).bands();
@@ -159,11 +159,7 @@ pub fn near_band_query(org_id: &str, phash: u64, max_distance: u32) -> SelectSta
     for (i, value) in rest.into_iter().enumerate() {
         union.union(UnionType::All, arm(i + 1, value));
     }
-    Query::select()
-        .column(Asterisk)
-        .from_subquery(union, Alias::new("near"))
-        .limit(NEAR_SCAN_LIMIT)
-        .to_owned()
+    union
 }
 
 /// The band entries [`near_band_query`] reads: (evidence id, whole hash).
