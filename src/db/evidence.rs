@@ -9,7 +9,7 @@
 
 use super::entities::{evidence, evidence_band, upload_lease};
 use fieldproof_domain::evidence::PerceptualHash;
-use fieldproof_domain::evidence::phash::{band_neighbours, band_radius};
+use fieldproof_domain::evidence::phash::{MAX_NEAR_DISTANCE, band_neighbours, band_radius};
 use sea_orm::sea_query::{Expr, SelectStatement, UnionType};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter,
@@ -22,9 +22,6 @@ pub const REVIEW_PENDING: &str = "pending";
 pub const REVIEW_APPROVED: &str = "approved";
 pub const REVIEW_REJECTED: &str = "rejected";
 
-/// The widest band radius searched: 697 values a band (a near-duplicate distance up to 15 is
-/// found exactly; a policy allowing more finds the hashes with a quarter within 3 bits).
-const MAX_BAND_RADIUS: u32 = 3;
 /// The nearest hashes whose evidence rows are read.
 const NEAR_KEEP: usize = 50;
 
@@ -138,7 +135,9 @@ pub fn same_bytes_query(
 /// photos); hashes that cluster in a quarter give more, and the search takes longer, not less
 /// care.
 pub fn near_band_query(org_id: &str, phash: u64, max_distance: u32) -> SelectStatement {
-    let radius = band_radius(max_distance).min(MAX_BAND_RADIUS);
+    // Templates are refused above MAX_NEAR_DISTANCE; one stored before that rule is searched
+    // as if it said that much.
+    let radius = band_radius(max_distance.min(MAX_NEAR_DISTANCE));
     let [first, rest @ ..] = PerceptualHash(phash).bands();
     let arm = |band: usize, value: u16| {
         evidence_band::Entity::find()

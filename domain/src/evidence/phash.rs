@@ -63,6 +63,10 @@ impl PerceptualHash {
     }
 }
 
+/// The widest near-duplicate distance a template may set: the band search looks up to 3 bits
+/// around each quarter (697 values a band), which finds every hash within 15.
+pub const MAX_NEAR_DISTANCE: u32 = 15;
+
 /// The radius to search each band within so that every hash within `max_distance` is found.
 pub fn band_radius(max_distance: u32) -> u32 {
     max_distance / BANDS as u32

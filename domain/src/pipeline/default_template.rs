@@ -184,6 +184,28 @@ mod tests {
     }
 
     #[test]
+    fn a_near_duplicate_distance_beyond_what_the_search_finds_is_refused() {
+        use crate::pipeline::template::TemplateError;
+        let with_distance = |d: u32| {
+            let mut t = default_template();
+            for r in &mut t.nodes[1].requirements {
+                if let Requirement::PhotoSet { policy, .. } = r {
+                    policy.near_duplicate_max_distance = d;
+                }
+            }
+            t.validate()
+        };
+        assert_eq!(with_distance(15), Ok(()));
+        assert_eq!(
+            with_distance(16),
+            Err(TemplateError::Requirement(
+                "site_survey".into(),
+                "photo_set.policy.near_duplicate_max_distance must be 0-15"
+            ))
+        );
+    }
+
+    #[test]
     fn a_template_survives_a_json_round_trip() {
         let t = default_template();
         let json = serde_json::to_string(&t).unwrap();

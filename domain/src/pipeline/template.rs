@@ -113,10 +113,16 @@ impl PipelineTemplate {
 fn check_requirement(requirement: &Requirement) -> Result<(), &'static str> {
     match requirement {
         Requirement::PhotoSet {
-            min_photos, tags, ..
+            min_photos,
+            tags,
+            policy,
         } => {
             if !(1..=50).contains(min_photos) {
                 return Err("photo_set.min_photos must be 1-50");
+            }
+            if policy.near_duplicate_max_distance > crate::evidence::phash::MAX_NEAR_DISTANCE {
+                // The duplicate search finds every photo within 15 bits, not further.
+                return Err("photo_set.policy.near_duplicate_max_distance must be 0-15");
             }
             if tags.len() as u32 > *min_photos {
                 return Err("photo_set cannot require more tags than photos");
