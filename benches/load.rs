@@ -136,22 +136,24 @@ fn cpu_secs(pid: u32) -> Option<f64> {
     proc_cpu_secs(&format!("/proc/{pid}/stat"))
 }
 
+/// The entries of a /proc folder named by a number (pids, or a process's thread ids).
+fn numbered_entries(dir: &str) -> Vec<u32> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// CPU seconds of every PostgreSQL process on the machine (postmaster, background workers and
 /// the server's connections, which its pool keeps open over a run), by pid: the database's share
 /// of the two cores, which the server's own figures leave out.
 fn postgres_cpu_secs() -> BTreeMap<u32, f64> {
     let mut all = BTreeMap::new();
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return all;
-    };
-    for entry in procs.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
+    for pid in numbered_entries("/proc") {
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
         if comm.trim() == "postgres"
             && let Some(cpu) = cpu_secs(pid)
@@ -174,18 +176,8 @@ fn cpu_since(before: &BTreeMap<u32, f64>, after: &BTreeMap<u32, f64>) -> f64 {
 /// and separators dropped: `verify-0`, `verify-1` → `verify`), from /proc/<pid>/task/*/stat.
 fn thread_cpu_secs(pid: u32) -> BTreeMap<u32, (String, f64)> {
     let mut threads = BTreeMap::new();
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return threads;
-    };
-    for task in tasks.flatten() {
-        let Some(tid) = task
-            .file_name()
-            .to_str()
-            .and_then(|t| t.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(comm) = std::fs::read_to_string(task.path().join("comm")) else {
+    for tid in numbered_entries(&format!("/proc/{pid}/task")) {
+        let Ok(comm) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")) else {
             continue;
         };
         let name = comm
@@ -686,15 +678,20 @@ struct Run {
     statuses: BTreeMap<u16, usize>,
 }
 
+/// The nearest-rank `p` percentile of `times` (zero if there are none).
+fn percentile(times: &[Duration], p: f64) -> Duration {
+    let mut sorted = times.to_vec();
+    sorted.sort();
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
 impl Run {
     fn percentile(&self, p: f64) -> Duration {
-        let mut sorted = self.latencies.clone();
-        sorted.sort();
-        if sorted.is_empty() {
-            return Duration::ZERO;
-        }
-        let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-        sorted[rank - 1]
+        percentile(&self.latencies, p)
     }
 
     fn rate(&self) -> f64 {

@@ -8,9 +8,10 @@
 //! bit but correlated, so their band values are less evenly spread than these.
 
 use super::*;
-use fieldproof::db::entities::{evidence, evidence_band};
-use fieldproof::db::evidence::{captures_around, near_band_entries, near_candidates, same_bytes};
-use fieldproof_domain::evidence::PerceptualHash;
+use fieldproof::db::entities::evidence;
+use fieldproof::db::evidence::{
+    band_rows, captures_around, near_band_entries, near_candidates, same_bytes,
+};
 use rand::{Rng, SeedableRng};
 use sea_orm::{PaginatorTrait, QuerySelect};
 
@@ -44,14 +45,12 @@ struct Stored {
     phash: u64,
 }
 
-fn percentiles(mut times: Vec<Duration>) -> String {
-    times.sort();
-    let at = |p: f64| times[((p * times.len() as f64).ceil() as usize).clamp(1, times.len()) - 1];
+fn percentiles(times: Vec<Duration>) -> String {
     format!(
         "p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        ms(at(0.5)),
-        ms(at(0.99)),
-        ms(at(1.0))
+        ms(percentile(&times, 0.5)),
+        ms(percentile(&times, 0.99)),
+        ms(percentile(&times, 1.0))
     )
 }
 
@@ -95,15 +94,7 @@ pub async fn bench_history(cfg: &Config, name: &str, backend: Backend) {
                     phash,
                 });
             }
-            for (band, value) in PerceptualHash(phash).bands().into_iter().enumerate() {
-                bands.push(evidence_band::ActiveModel {
-                    evidence_id: Set(id.clone()),
-                    org_id: Set(org.id.clone()),
-                    band: Set(band as i32),
-                    value: Set(i32::from(value)),
-                    phash: Set(phash as i64),
-                });
-            }
+            bands.extend(band_rows(&id, &org.id, phash));
             rows.push(evidence::ActiveModel {
                 id: Set(id),
                 org_id: Set(org.id.clone()),
@@ -160,7 +151,6 @@ pub async fn bench_history(cfg: &Config, name: &str, backend: Backend) {
         seeding.elapsed().as_secs_f64()
     );
 
-    let time = |t: Instant| t.elapsed();
     let (mut new_photo, mut near_photo, mut exact, mut travel) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut entries_new, mut entries_near, mut found_near) = (0u64, 0u64, 0usize);
@@ -170,7 +160,7 @@ pub async fn bench_history(cfg: &Config, name: &str, backend: Backend) {
         let found = near_candidates(&db, &org.id, fresh, "probe", MAX_DISTANCE)
             .await
             .expect("near");
-        new_photo.push(time(t));
+        new_photo.push(t.elapsed());
         assert!(found.iter().all(|(_, _, p)| p.is_some()));
         entries_new += near_band_entries(&db, &org.id, fresh, MAX_DISTANCE)
             .await
@@ -184,7 +174,7 @@ pub async fn bench_history(cfg: &Config, name: &str, backend: Backend) {
         let found = near_candidates(&db, &org.id, k.phash ^ mask, "probe", MAX_DISTANCE)
             .await
             .expect("near");
-        near_photo.push(time(t));
+        near_photo.push(t.elapsed());
         if found
             .iter()
             .any(|(_, _, p)| p.as_deref() == Some(format!("{:016x}", k.phash).as_str()))
@@ -199,7 +189,7 @@ pub async fn bench_history(cfg: &Config, name: &str, backend: Backend) {
         let same = same_bytes(&db, &org.id, &k.sha256, "probe")
             .await
             .expect("same bytes");
-        exact.push(time(t));
+        exact.push(t.elapsed());
         assert_eq!(same.len(), 1);
         let (_, rep, _) = &org.reps[i % org.reps.len()];
         let t = Instant::now();
@@ -212,7 +202,7 @@ pub async fn bench_history(cfg: &Config, name: &str, backend: Backend) {
         )
         .await
         .expect("captures");
-        travel.push(time(t));
+        travel.push(t.elapsed());
     }
     let probes = new_photo.len().max(1) as u64;
     println!(

@@ -35,6 +35,33 @@ const LOOKUP: &str = "evidence_bands_lookup_idx";
 /// Evidence rows read per page of the rebuild.
 const PAGE: u64 = 500;
 
+/// The two layouts of the table: this migration's, and the one before it.
+#[derive(Clone, Copy, PartialEq)]
+enum Layout {
+    /// Four 16-bit quarters, each row with the whole hash.
+    Quarters,
+    /// Eight bytes (migration 000005).
+    Bytes,
+}
+
+impl Layout {
+    fn index_columns(self) -> &'static [&'static str] {
+        match self {
+            // The id too: the search then reads the index alone (SQLite's rows have a rowid of
+            // their own, so its index would otherwise point at the row).
+            Layout::Quarters => &["org_id", "band", "value", "phash", "evidence_id"],
+            Layout::Bytes => &["org_id", "band", "value"],
+        }
+    }
+
+    fn values(self, phash: u64) -> Vec<i32> {
+        match self {
+            Layout::Quarters => PerceptualHash(phash).bands().map(i32::from).to_vec(),
+            Layout::Bytes => (0..8).map(|i| ((phash >> (i * 8)) & 0xFF) as i32).collect(),
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     /// In one transaction on SQLite too (sea-orm-migration makes one only on PostgreSQL): a
@@ -44,74 +71,49 @@ impl MigrationTrait for Migration {
     }
 
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(Table::drop().table(EvidenceBands::Table).to_owned())
-            .await?;
-        manager
-            .create_table(
-                Table::create()
-                    .table(EvidenceBands::Table)
-                    .col(string(EvidenceBands::EvidenceId))
-                    .col(string(EvidenceBands::OrgId))
-                    .col(integer(EvidenceBands::Band))
-                    .col(integer(EvidenceBands::Value))
-                    .col(big_integer(EvidenceBands::Phash))
-                    .primary_key(
-                        Index::create()
-                            .col(EvidenceBands::EvidenceId)
-                            .col(EvidenceBands::Band),
-                    )
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .create_index(index(
-                LOOKUP,
-                EvidenceBands::Table,
-                // The id too: the search then reads the index alone (SQLite's rows have a
-                // rowid of their own, so its index would otherwise point at the row).
-                &["org_id", "band", "value", "phash", "evidence_id"],
-                false,
-            ))
-            .await?;
-        rebuild(manager, true).await
+        recreate(manager, Layout::Quarters).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(Table::drop().table(EvidenceBands::Table).to_owned())
-            .await?;
-        manager
-            .create_table(
-                Table::create()
-                    .table(EvidenceBands::Table)
-                    .col(string(EvidenceBands::EvidenceId))
-                    .col(string(EvidenceBands::OrgId))
-                    .col(integer(EvidenceBands::Band))
-                    .col(integer(EvidenceBands::Value))
-                    .primary_key(
-                        Index::create()
-                            .col(EvidenceBands::EvidenceId)
-                            .col(EvidenceBands::Band),
-                    )
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .create_index(index(
-                LOOKUP,
-                EvidenceBands::Table,
-                &["org_id", "band", "value"],
-                false,
-            ))
-            .await?;
-        rebuild(manager, false).await
+        recreate(manager, Layout::Bytes).await
     }
 }
 
-/// Fill the (empty) table from every evidence row with a perceptual hash: quarters with the
-/// whole hash (`quarters`), or the bytes of the layout before.
-async fn rebuild(manager: &SchemaManager<'_>, quarters: bool) -> Result<(), DbErr> {
+/// Drop the table and make it again in `layout`, filled from every evidence row with a
+/// perceptual hash.
+async fn recreate(manager: &SchemaManager<'_>, layout: Layout) -> Result<(), DbErr> {
+    manager
+        .drop_table(Table::drop().table(EvidenceBands::Table).to_owned())
+        .await?;
+    let mut table = Table::create();
+    table
+        .table(EvidenceBands::Table)
+        .col(string(EvidenceBands::EvidenceId))
+        .col(string(EvidenceBands::OrgId))
+        .col(integer(EvidenceBands::Band))
+        .col(integer(EvidenceBands::Value));
+    if layout == Layout::Quarters {
+        table.col(big_integer(EvidenceBands::Phash));
+    }
+    table.primary_key(
+        Index::create()
+            .col(EvidenceBands::EvidenceId)
+            .col(EvidenceBands::Band),
+    );
+    manager.create_table(table.to_owned()).await?;
+    manager
+        .create_index(index(
+            LOOKUP,
+            EvidenceBands::Table,
+            layout.index_columns(),
+            false,
+        ))
+        .await?;
+    rebuild(manager, layout).await
+}
+
+/// Fill the (empty) table from every evidence row with a perceptual hash, a page at a time.
+async fn rebuild(manager: &SchemaManager<'_>, layout: Layout) -> Result<(), DbErr> {
     let db = manager.get_connection();
     let backend = manager.get_database_backend();
     let mut after = String::new();
@@ -129,24 +131,17 @@ async fn rebuild(manager: &SchemaManager<'_>, quarters: bool) -> Result<(), DbEr
             return Ok(());
         };
         after = last.try_get("", "id")?;
-        let mut insert = Query::insert();
-        insert.into_table(EvidenceBands::Table);
-        if quarters {
-            insert.columns([
-                EvidenceBands::EvidenceId,
-                EvidenceBands::OrgId,
-                EvidenceBands::Band,
-                EvidenceBands::Value,
-                EvidenceBands::Phash,
-            ]);
-        } else {
-            insert.columns([
-                EvidenceBands::EvidenceId,
-                EvidenceBands::OrgId,
-                EvidenceBands::Band,
-                EvidenceBands::Value,
-            ]);
+        let mut columns = vec![
+            EvidenceBands::EvidenceId,
+            EvidenceBands::OrgId,
+            EvidenceBands::Band,
+            EvidenceBands::Value,
+        ];
+        if layout == Layout::Quarters {
+            columns.push(EvidenceBands::Phash);
         }
+        let mut insert = Query::insert();
+        insert.into_table(EvidenceBands::Table).columns(columns);
         let mut any = false;
         for row in &rows {
             let id: String = row.try_get("", "id")?;
@@ -156,19 +151,14 @@ async fn rebuild(manager: &SchemaManager<'_>, quarters: bool) -> Result<(), DbEr
             let Ok(phash) = u64::from_str_radix(&hex, 16) else {
                 continue;
             };
-            let values: Vec<i32> = if quarters {
-                PerceptualHash(phash).bands().map(i32::from).to_vec()
-            } else {
-                (0..8).map(|i| ((phash >> (i * 8)) & 0xFF) as i32).collect()
-            };
-            for (band, value) in values.into_iter().enumerate() {
+            for (band, value) in layout.values(phash).into_iter().enumerate() {
                 let mut row: Vec<SimpleExpr> = vec![
                     id.clone().into(),
                     org.clone().into(),
                     (band as i32).into(),
                     value.into(),
                 ];
-                if quarters {
+                if layout == Layout::Quarters {
                     // The hash's bits as a signed 64-bit integer (the column's type).
                     row.push((phash as i64).into());
                 }

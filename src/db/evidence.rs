@@ -53,23 +53,33 @@ pub async fn insert<C: ConnectionTrait>(
         .exec_without_returning(db)
         .await?;
     if let Some(phash) = phash {
-        evidence_band::Entity::insert_many(
-            PerceptualHash(phash)
-                .bands()
-                .into_iter()
-                .enumerate()
-                .map(|(band, value)| evidence_band::ActiveModel {
-                    evidence_id: Set(model.id.clone()),
-                    org_id: Set(model.org_id.clone()),
-                    band: Set(band as i32),
-                    value: Set(i32::from(value)),
-                    phash: Set(phash as i64),
-                }),
-        )
-        .exec_without_returning(db)
-        .await?;
+        evidence_band::Entity::insert_many(band_rows(&model.id, &model.org_id, phash))
+            .exec_without_returning(db)
+            .await?;
     }
     Ok(model)
+}
+
+/// The band index rows of a piece of evidence with perceptual hash `phash`: one per quarter
+/// (`PerceptualHash::bands`), each with the whole hash.
+pub fn band_rows(
+    evidence_id: &str,
+    org_id: &str,
+    phash: u64,
+) -> impl Iterator<Item = evidence_band::ActiveModel> + use<> {
+    let (evidence_id, org_id) = (evidence_id.to_owned(), org_id.to_owned());
+    PerceptualHash(phash)
+        .bands()
+        .into_iter()
+        .enumerate()
+        .map(move |(band, value)| evidence_band::ActiveModel {
+            evidence_id: Set(evidence_id.clone()),
+            org_id: Set(org_id.clone()),
+            band: Set(band as i32),
+            value: Set(i32::from(value)),
+            // The hash's bits as a signed 64-bit integer (the column's type).
+            phash: Set(phash as i64),
+        })
 }
 
 /// Store the response an upload was answered with (replayed to a retry of the same capture).
@@ -192,7 +202,7 @@ pub async fn near_candidates<C: ConnectionTrait>(
     let mut near: Vec<(u32, String)> = entries
         .into_iter()
         .filter_map(|(id, other)| {
-            let distance = (other as u64 ^ phash).count_ones();
+            let distance = PerceptualHash(other as u64).distance(PerceptualHash(phash));
             (distance <= max_distance).then_some((distance, id))
         })
         .collect();

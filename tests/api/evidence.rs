@@ -1382,7 +1382,9 @@ async fn a_hash_ten_bits_away_is_found_wherever_its_bits_differ() {
 #[tokio::test]
 async fn the_history_checks_read_through_their_indexes() {
     use fieldproof::db::entities::{evidence, evidence_band, node_run};
-    use fieldproof::db::evidence::{captures_around_query, near_band_query, same_bytes_query};
+    use fieldproof::db::evidence::{
+        band_rows, captures_around_query, near_band_query, same_bytes_query,
+    };
     use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
     let app = spawn_app().await;
     // An org's worth of evidence for the planners' statistics (on empty tables PostgreSQL
@@ -1437,23 +1439,13 @@ async fn the_history_checks_read_through_their_indexes() {
         .exec_without_returning(&app.db)
         .await
         .unwrap();
-    let mut bands = Vec::new();
-    for i in 0..400u64 {
-        let phash = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        for (band, value) in fieldproof_domain::evidence::PerceptualHash(phash)
-            .bands()
-            .into_iter()
-            .enumerate()
-        {
-            bands.push(evidence_band::ActiveModel {
-                evidence_id: Set(format!("plan-{i:04}")),
-                org_id: Set(org.clone()),
-                band: Set(band as i32),
-                value: Set(i32::from(value)),
-                phash: Set(phash as i64),
-            });
-        }
-    }
+    let bands = (0..400u64).flat_map(|i| {
+        band_rows(
+            &format!("plan-{i:04}"),
+            &org,
+            i.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        )
+    });
     evidence_band::Entity::insert_many(bands)
         .exec_without_returning(&app.db)
         .await
